@@ -1,0 +1,31 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+# Each creates .venv and installs the pinned CPU build of torch first, so that pip
+# does not pull a multi-GB CUDA build while resolving the other dependencies.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.skbert-installed
+
+.PHONY: install demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) benchmarks/demo.py
+
+lint: install
+	$(VENV)/bin/ruff check skbert tests benchmarks
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

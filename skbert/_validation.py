@@ -1,0 +1,170 @@
+"""Input checks for texts, labels and weights.
+
+Every hand-written error text of the package that concerns user data lives here, so the
+wording stays consistent. This module imports nothing from skbert.
+"""
+
+import numpy as np
+from sklearn.utils.validation import _check_sample_weight
+
+_BARE_STRING = "Iterable over raw text documents expected, string object received."
+
+
+def _describe(value):
+    """Return a short description of ``value`` for an error message."""
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _check_text(value, index):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        raise TypeError(
+            f"X must contain only str; got bytes at index {index}. "
+            "Decode it first, for example value.decode('utf-8')."
+        )
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        raise ValueError(
+            f"X contains a missing value ({value!r}) at index {index}. "
+            "Drop or fill missing texts before calling this method."
+        )
+    raise TypeError(f"X must contain only str; got {_describe(value)} at index {index}.")
+
+
+def check_texts(X):
+    """Validate raw texts and return them as a list.
+
+    Parameters
+    ----------
+    X : iterable of str, or 2-column array-like of str
+        A list, tuple, ndarray or pandas Series of str; a one-column DataFrame or
+        (n, 1) array; or a two-column DataFrame or (n, 2) array of text pairs.
+
+    Returns
+    -------
+    texts : list of str or list of tuple of (str, str)
+        Plain texts, or (first, second) pairs.
+    """
+    if isinstance(X, (str, bytes)):
+        raise ValueError(_BARE_STRING)
+    if hasattr(X, "to_numpy"):  # pandas Series or DataFrame
+        X = X.to_numpy(dtype=object)
+    if isinstance(X, np.ndarray):
+        if X.ndim == 0:
+            raise ValueError(f"X must be an iterable of texts; got a 0-d array {X!r}.")
+        if X.ndim > 2 or (X.ndim == 2 and X.shape[1] not in (1, 2)):
+            raise ValueError(
+                "X must be 1-D texts, one column of texts, or two columns of text pairs; "
+                f"got an array of shape {X.shape}."
+            )
+        if X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        rows = X.tolist()
+    else:
+        try:
+            rows = list(X)
+        except TypeError:
+            raise TypeError(
+                f"X must be an iterable of str; got {type(X).__name__}."
+            ) from None
+    if not rows:
+        raise ValueError("X is empty: at least one text is required.")
+    if isinstance(rows[0], (list, tuple)):
+        return [_check_pair(row, i) for i, row in enumerate(rows)]
+    return [_check_text(row, i) for i, row in enumerate(rows)]
+
+
+def _check_pair(row, index):
+    if not isinstance(row, (list, tuple)) or len(row) != 2:
+        raise ValueError(
+            "X rows must all be single texts or all (first, second) text pairs, as the "
+            f"first row is; got {_describe(row)} at index {index}."
+        )
+    return (_check_text(row[0], index), _check_text(row[1], index))
+
+
+def is_pair_input(texts):
+    """Return True when validated ``texts`` are (first, second) pairs."""
+    return isinstance(texts[0], tuple)
+
+
+def check_labels(y, n_samples):
+    """Validate class labels and return them as a 1-D ndarray.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Hashable class labels (str, int, bool...).
+    n_samples : int
+        Number of texts the labels go with.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,)
+    """
+    if y is None:
+        raise ValueError(
+            "y is required: this classifier needs one label per text; got None."
+        )
+    if isinstance(y, str):
+        raise ValueError("y must be an array-like of labels; got a single str.")
+    if hasattr(y, "to_numpy"):
+        y = y.to_numpy()
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        raise ValueError(
+            f"y must be 1-D; got shape {y.shape}. Use y.ravel() to flatten a column vector."
+        )
+    if y.ndim != 1:
+        raise ValueError(
+            f"y must be 1-D (multi-label targets are not supported); got shape {y.shape}."
+        )
+    if y.shape[0] != n_samples:
+        raise ValueError(
+            f"X and y have inconsistent lengths: {n_samples} texts and {y.shape[0]} labels."
+        )
+    for i, label in enumerate(y.tolist()):
+        if label is None or (isinstance(label, float) and np.isnan(label)):
+            raise ValueError(f"y contains a missing label ({label!r}) at index {i}.")
+    return y
+
+
+def check_classes(y):
+    """Return the sorted unique classes of ``y``; require at least two."""
+    try:
+        classes = np.unique(y)
+    except TypeError:
+        kinds = sorted({type(label).__name__ for label in y.tolist()})
+        raise TypeError(
+            f"y mixes label types ({', '.join(kinds)}); use one type for all labels."
+        ) from None
+    if classes.shape[0] < 2:
+        raise ValueError(
+            "The classifier needs samples of at least 2 classes in the data, but the "
+            f"data contains only one class: {classes[0]!r}."
+        )
+    return classes
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Validate ``sample_weight``: finite, non-negative, one per text.
+
+    Returns ``None`` when ``sample_weight`` is None, else a float64 ndarray.
+    """
+    if sample_weight is None:
+        return None
+    dummy = np.empty((n_samples, 0))
+    weights = _check_sample_weight(sample_weight, dummy, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            "sample_weight must be finite and non-negative; got "
+            f"{weights[i]!r} at index {i}."
+        )
+    if not weights.any():
+        raise ValueError("sample_weight must not be all zero: nothing would be learned.")
+    return weights
