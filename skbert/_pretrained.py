@@ -105,7 +105,7 @@ def load_backbone(path):
     try:
         with quiet_transformers():
             return AutoModel.from_pretrained(path)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # safetensors, torch and config errors alike
         raise OSError(
             f"Could not load model weights from {os.fspath(path)!r}: {exc}"
         ) from exc

@@ -113,7 +113,15 @@ def check_labels(y, n_samples):
         raise ValueError("y must be an array-like of labels; got a single str.")
     if hasattr(y, "to_numpy"):
         y = y.to_numpy()
-    y = np.asarray(y)
+    if not isinstance(y, np.ndarray):
+        values = list(y)
+        y = np.asarray(values)
+        if y.dtype.kind == "U" and not all(isinstance(v, str) for v in values):
+            # NumPy would turn 1 into "1" silently.
+            kinds = sorted({type(v).__name__ for v in values})
+            raise TypeError(
+                f"y mixes label types ({', '.join(kinds)}); use one type for all labels."
+            )
     if y.ndim == 2 and y.shape[1] == 1:
         raise ValueError(
             f"y must be 1-D; got shape {y.shape}. Use y.ravel() to flatten a column vector."
@@ -144,13 +152,13 @@ def check_classes(y):
     if classes.shape[0] < 2:
         raise ValueError(
             "The classifier needs samples of at least 2 classes in the data, but the "
-            f"data contains only one class: {classes[0]!r}."
+            f"data contains only one class: {classes.tolist()[0]!r}."
         )
     return classes
 
 
 def check_sample_weight(sample_weight, n_samples):
-    """Validate ``sample_weight``: finite, non-negative, one per text.
+    """Validate ``sample_weight``: finite, non-negative, not all zero, one per text.
 
     Returns ``None`` when ``sample_weight`` is None, else a float64 ndarray.
     """
@@ -158,13 +166,10 @@ def check_sample_weight(sample_weight, n_samples):
         return None
     dummy = np.empty((n_samples, 0))
     weights = _check_sample_weight(sample_weight, dummy, dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    bad = np.flatnonzero(weights < 0)
     if bad.size:
         i = int(bad[0])
         raise ValueError(
-            "sample_weight must be finite and non-negative; got "
-            f"{weights[i]!r} at index {i}."
+            f"sample_weight must be non-negative; got {weights[i].item()!r} at index {i}."
         )
-    if not weights.any():
-        raise ValueError("sample_weight must not be all zero: nothing would be learned.")
     return weights

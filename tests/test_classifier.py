@@ -1,12 +1,14 @@
 """Behaviour of BertTextClassifier on a tiny offline BERT."""
 
-import pickle
-
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.utils import check_random_state
 
 from skbert import BertTextClassifier
+from skbert._tokenization import encode
+
+from .conftest import make_texts
 
 
 def test_fit_learns_toy_task(fitted, toy_data):
@@ -54,15 +56,6 @@ def test_fit_reproducible_with_random_state(tiny_params, toy_data):
     assert not np.allclose(a, c)
 
 
-def test_pickle_round_trip_needs_no_model_folder(fitted, toy_data, tmp_path):
-    """Check that a pickled estimator predicts identically without its source folder."""
-    _, _, X_test, _ = toy_data
-    blob = pickle.dumps(fitted)
-    assert b"torch" not in blob.split(b"skbert")[0]  # no torch classes before our own
-    loaded = pickle.loads(blob)
-    np.testing.assert_array_equal(loaded.predict_proba(X_test), fitted.predict_proba(X_test))
-
-
 def test_pandas_and_array_inputs(fitted, toy_data):
     """Check that lists, tuples, Series, one-column DataFrames and arrays agree."""
     _, _, X_test, _ = toy_data
@@ -91,3 +84,81 @@ def test_any_hashable_labels(tiny_params, toy_data, labels):
     clf = BertTextClassifier(**dict(tiny_params, max_iter=1)).fit(X, labels[y])
     assert set(clf.predict(X_test)) <= set(labels.tolist())
     np.testing.assert_array_equal(clf.classes_, np.unique(labels))
+
+
+def test_multiclass(tiny_params):
+    """Check that three classes are learned and proba has three columns."""
+    X, y = make_texts(240, seed=3, n_classes=3)
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=10)).fit(X[:180], y[:180])
+    assert clf.predict_proba(X[180:]).shape == (60, 3)
+    assert clf.score(X[180:], y[180:]) > 0.8
+
+
+def test_text_pairs_use_second_segment(tiny_params):
+    """Check that (first, second) pairs learn a label carried by the second text only."""
+    X, y = make_texts(200, seed=4)
+    filler, _ = make_texts(200, seed=5)
+    pairs = list(zip(filler, X, strict=True))
+    clf = BertTextClassifier(**tiny_params).fit(pairs[:140], y[:140])
+    assert clf.score(pairs[140:], y[140:]) > 0.85
+    frame = pd.DataFrame({"a": filler[140:], "b": X[140:]})
+    np.testing.assert_allclose(clf.predict_proba(frame), clf.predict_proba(pairs[140:]), atol=1e-6)
+    with pytest.raises(ValueError, match="fitted on text pairs"):
+        clf.predict(X[:3])
+
+
+def test_encode_pairs_matches_tokenizer(fitted):
+    """Check that flat encoding equals the tokenizer's own ids, pairs with segments."""
+    tok = fitted.tokenizer_
+    texts = [("good film", "bad plot and acting"), ("the", "")]
+    ids, types, offsets = encode(tok, texts, max_length=32)
+    ref = tok([a for a, _ in texts], [b for _, b in texts])
+    for i in range(len(texts)):
+        np.testing.assert_array_equal(ids[offsets[i] : offsets[i + 1]], ref["input_ids"][i])
+        np.testing.assert_array_equal(
+            types[offsets[i] : offsets[i + 1]], ref["token_type_ids"][i]
+        )
+    assert types[offsets[0] : offsets[1]].max() == 1
+    ids, types, offsets = encode(tok, ["bad " * 100], max_length=10)
+    assert types is None and offsets[-1] == 10 and ids[-1] == tok.sep_token_id
+
+
+def test_early_stopping_restores_best_weights(tiny_params, toy_data):
+    """Check that early stopping records scores, stops, and keeps the best epoch."""
+    X, y, _, _ = toy_data
+    params = dict(tiny_params, max_iter=30, early_stopping=True, validation_fraction=0.25,
+                  n_iter_no_change=2)
+    clf = BertTextClassifier(**params).fit(X, y)
+    scores = clf.validation_scores_
+    assert len(scores) == clf.n_iter_ < 30
+    assert clf.best_validation_score_ == max(scores)
+    # Stopped n_iter_no_change epochs after the first best epoch.
+    assert clf.n_iter_ == scores.index(max(scores)) + 1 + 2
+    # The kept weights are those of the best epoch: re-score the held-out rows.
+    seed = check_random_state(0).randint(np.iinfo(np.int32).max)
+    _, val_rows = clf._validation_split(y, seed)
+    held_out = clf.score([X[i] for i in val_rows], y[val_rows])
+    assert held_out == pytest.approx(clf.best_validation_score_)
+
+
+def test_early_stopping_needs_room_for_every_class(tiny_params):
+    """Check that too little data for a stratified split gives an actionable error."""
+    with pytest.raises(ValueError, match="early_stopping could not hold out"):
+        BertTextClassifier(**dict(tiny_params, early_stopping=True)).fit(
+            ["a", "b", "c", "d"], [0, 1, 0, 1]
+        )
+
+
+def test_sample_and_class_weight_shift_predictions(tiny_params, toy_data):
+    """Check that weighting one class up raises its predicted share."""
+    X, y, X_test, _ = toy_data
+    params = dict(tiny_params, max_iter=1, learning_rate=1e-3)
+    base = BertTextClassifier(**params).fit(X, y).predict_proba(X_test)[:, 1].mean()
+    heavy = BertTextClassifier(**dict(params, class_weight={1: 20.0})).fit(X, y)
+    weighted = BertTextClassifier(**params).fit(X, y, sample_weight=np.where(y == 1, 20.0, 1.0))
+    assert heavy.predict_proba(X_test)[:, 1].mean() > base + 0.05
+    np.testing.assert_allclose(
+        weighted.predict_proba(X_test), heavy.predict_proba(X_test), atol=1e-5
+    )
+    balanced = BertTextClassifier(**dict(params, class_weight="balanced")).fit(X, y)
+    assert np.isfinite(balanced.loss_curve_).all()

@@ -1,0 +1,168 @@
+"""Bad input gets a clear error naming the parameter or index; valid odd text works."""
+
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from skbert import BertTextClassifier
+
+X_OK = ["good film", "bad film", "great plot", "dull plot"]
+Y_OK = [1, 0, 1, 0]
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        ("good film", ValueError, "Iterable over raw text documents expected"),
+        (["good", None, "bad", "dull"], ValueError, "missing value.*index 1"),
+        (["good", "bad", math.nan, "dull"], ValueError, "missing value.*index 2"),
+        (["good", "bad", "dull", 3], TypeError, "only str; got int 3 at index 3"),
+        (["good", b"bad", "dull", "x"], TypeError, "bytes at index 1.*decode"),
+        ([], ValueError, "X is empty"),
+        (np.array([], dtype=object), ValueError, "X is empty"),
+        (np.array(X_OK * 3).reshape(4, 3), ValueError, r"shape \(4, 3\)"),
+        (42, TypeError, "iterable of str; got int"),
+        ([("a", "b"), "c", ("d", "e"), ("f", "g")], ValueError, "pairs.*index 1"),
+    ],
+)
+def test_fit_rejects_bad_X(tiny_params, X, error, match):
+    """Check that fit rejects bad X with a message naming the index or shape."""
+    with pytest.raises(error, match=match):
+        BertTextClassifier(**tiny_params).fit(X, Y_OK)
+
+
+@pytest.mark.parametrize(
+    "y, error, match",
+    [
+        ([1, 0, 1], ValueError, "inconsistent lengths: 4 texts and 3 labels"),
+        ([1, 1, 1, 1], ValueError, "only one class: 1"),
+        ([1.0, 0.0, math.nan, 1.0], ValueError, "missing label.*index 2"),
+        (["a", None, "b", "a"], ValueError, "missing label.*index 1"),
+        (np.zeros((4, 2)), ValueError, "must be 1-D.*multi-label"),
+        (np.array([[0], [1], [0], [1]]), ValueError, r"ravel\(\)"),
+        (None, ValueError, "y is required"),
+        (["a", 1, "b", 2], TypeError, r"mixes label types \(int, str\)"),
+    ],
+)
+def test_fit_rejects_bad_y(tiny_params, y, error, match):
+    """Check that fit rejects bad y with a clear message."""
+    with pytest.raises(error, match=match):
+        BertTextClassifier(**tiny_params).fit(X_OK, y)
+
+
+@pytest.mark.parametrize(
+    "sample_weight, match",
+    [
+        ([1.0, -1.0, 1.0, 1.0], "non-negative; got -1.0 at index 1"),
+        ([1.0, 1.0, math.inf, 1.0], "sample_weight contains infinity"),
+        ([1.0, 1.0, math.nan, 1.0], "sample_weight contains NaN"),
+        ([0.0, 0.0, 0.0, 0.0], "at least one non-zero"),
+        ([1.0, 1.0], "sample_weight"),
+    ],
+)
+def test_fit_rejects_bad_sample_weight(tiny_params, sample_weight, match):
+    """Check that negative, non-finite, all-zero or mis-sized weights are refused."""
+    with pytest.raises(ValueError, match=match):
+        BertTextClassifier(**tiny_params).fit(X_OK, Y_OK, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"device": "tpu"}, ValueError, "device must be 'auto', 'cpu'.*got 'tpu'"),
+        ({"max_length": 10_000}, ValueError, "max_position_embeddings=64"),
+        ({"class_weight": {"cat": 2.0}}, ValueError, "class_weight has keys \\['cat'\\]"),
+        ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"pooling": "max"}, ValueError, "pooling"),
+    ],
+)
+def test_fit_rejects_bad_params(tiny_params, params, error, match):
+    """Check that bad parameter values are refused at fit with their name."""
+    with pytest.raises(error, match=match):
+        BertTextClassifier(**dict(tiny_params, **params)).fit(X_OK, Y_OK)
+
+
+def test_fit_refuses_cuda_when_absent(tiny_params):
+    """Check that device='cuda' on a machine without CUDA says so."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        BertTextClassifier(**dict(tiny_params, device="cuda")).fit(X_OK, Y_OK)
+
+
+@pytest.mark.parametrize(
+    "path", [os.path.join(os.sep, "no", "such", "model"), "./missing-model", "a/b/c"]
+)
+def test_fit_missing_model_folder_names_path(tiny_params, path):
+    """Check that a missing model folder is named, with how to get a model offline."""
+    params = dict(tiny_params, model_name_or_path=path)
+    with pytest.raises(FileNotFoundError, match=f"{path!r}.*save_pretrained.*offline"):
+        BertTextClassifier(**params).fit(X_OK, Y_OK)
+
+
+def test_fit_corrupt_weights_names_folder(tiny_model_dir, tiny_params, tmp_path):
+    """Check that corrupt weight files give an OSError naming the folder."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(OSError, match="broken"):
+        BertTextClassifier(**dict(tiny_params, model_name_or_path=str(broken))).fit(X_OK, Y_OK)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_log_proba", "score"])
+def test_unfitted_raises_not_fitted(method):
+    """Check that every predict method before fit raises NotFittedError."""
+    clf = BertTextClassifier()
+    args = (X_OK, Y_OK) if method == "score" else (X_OK,)
+    with pytest.raises(NotFittedError):
+        getattr(clf, method)(*args)
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        ("good", ValueError, "Iterable over raw text documents expected"),
+        (["ok", None], ValueError, "missing value.*index 1"),
+        ([("good", "film")], ValueError, "fitted on single texts; X must be single texts"),
+    ],
+)
+def test_predict_rejects_bad_X(fitted, X, error, match):
+    """Check that predict validates X as fit does."""
+    with pytest.raises(error, match=match):
+        fitted.predict_proba(X)
+
+
+def test_odd_but_valid_text_works(fitted):
+    """Check that empty, emoji, RTL, zero-width and very long texts are predicted."""
+    texts = ["", "great 👍🏽🎬", "فيلم رائع", "good\u200bfilm\u200d", "bad " * 5000, "\t\n "]
+    proba = fitted.predict_proba(texts)
+    assert proba.shape == (len(texts), 2)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+
+
+def test_nothing_printed_unless_verbose(tiny_params, toy_data, capsys):
+    """Check that fit and predict print nothing by default and report epochs when verbose."""
+    X, y, _, _ = toy_data
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=1)).fit(X, y)
+    clf.predict(X)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    BertTextClassifier(**dict(tiny_params, max_iter=2, verbose=1)).fit(X, y)
+    assert "Epoch 2/2: loss=" in capsys.readouterr().out
+
+
+def test_dataframe_of_three_columns_rejected(tiny_params):
+    """Check that a three-column DataFrame is refused with its shape."""
+    df = pd.DataFrame({"a": X_OK, "b": X_OK, "c": X_OK})
+    with pytest.raises(ValueError, match=r"shape \(4, 3\)"):
+        BertTextClassifier(**tiny_params).fit(df, Y_OK)
