@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
 
 from ._pretrained import DEFAULT_MODEL
 from ._validation import (
@@ -20,12 +21,15 @@ from ._validation import (
     check_sample_weight,
     check_texts,
     is_pair_input,
+    iter_text_chunks,
 )
 
-# Token budget of a prediction batch (padded length times texts): on a 2-core CPU
-# batches of a few thousand tokens keep the matrix kernels busy without thrashing
-# the cache; accelerators get more.
-_PREDICT_BATCH_TOKENS = {"cpu": 4096, "cuda": 65536, "mps": 16384}
+# Default token budget of a prediction batch (padded length times texts). On a
+# 2-core AVX-512 CPU 2,048 was fastest in benchmarks/bench_predict.py (larger batches
+# spill the cache); accelerators want far more work per kernel.
+_PREDICT_BATCH_TOKENS = {"cpu": 2048, "cuda": 65536, "mps": 16384}
+# Texts validated, tokenized and predicted together: bounds memory on huge inputs.
+_PREDICT_CHUNK_SIZE = 16384
 
 
 class BertTextClassifier(ClassifierMixin, BaseEstimator):
@@ -79,6 +83,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:<index>" or "mps".
         CUDA trains in mixed precision (bf16 where supported, else fp16 with a
         gradient scaler).
+    inference_dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Precision of prediction. "auto" runs bf16 autocast on GPUs and on CPUs with
+        native bf16 (AVX512-BF16 or AMX), fp16 on older GPUs, and fp32 elsewhere.
+    predict_batch_tokens : int or None, default=None
+        Token budget of a prediction batch (texts times padded length); None picks
+        one for the device (2,048 on the CPU, 65,536 on CUDA).
     random_state : int, RandomState instance or None, default=None
         Seeds the head's initialisation, dropout, batch order and the validation
         split. With an int, fitting on the CPU is reproducible.
@@ -132,6 +142,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "device": [str],
+        "inference_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
+        "predict_batch_tokens": [Interval(Integral, 8, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -154,6 +166,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         tol=1e-4,
         class_weight=None,
         device="auto",
+        inference_dtype="auto",
+        predict_batch_tokens=None,
         random_state=None,
         verbose=0,
     ):
@@ -172,6 +186,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.class_weight = class_weight
         self.device = device
+        self.inference_dtype = inference_dtype
+        self.predict_batch_tokens = predict_batch_tokens
         self.random_state = random_state
         self.verbose = verbose
 
@@ -326,31 +342,83 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, module, tokenizer, encoding, rows, device):
         """Logits of the texts ``rows`` of ``encoding`` (all when None), in that order."""
         from ._batching import sorted_batches
-        from ._training import predict_logits
+        from ._training import inference_dtype, predict_logits
 
         if rows is None:
             rows = np.arange(len(encoding[2]) - 1)
-        budget = _PREDICT_BATCH_TOKENS.get(device.type, 4096)
+        budget = self.predict_batch_tokens or _PREDICT_BATCH_TOKENS.get(device.type, 4096)
         batches = sorted_batches(np.diff(encoding[2])[rows], budget)
         return predict_logits(
             module, encoding, rows, batches, pad_id=tokenizer.pad_token_id, device=device,
-            progress=self.verbose > 0,
+            dtype=inference_dtype(self.inference_dtype, device), progress=False,
         )
 
-    def _predict_logits(self, X):
+    def _iter_logits(self, X, chunk_size):
+        """Yield the logits of ``X`` chunk by chunk, in input order.
+
+        The next chunk is tokenized in a thread (the fast tokenizer releases the GIL)
+        while the model runs on the current one.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         from ._tokenization import encode
         from ._training import resolve_device
 
-        texts = check_texts(X)
-        if is_pair_input(texts) != self._text_pairs:
-            kind = "text pairs" if self._text_pairs else "single texts"
-            raise ValueError(
-                f"This classifier was fitted on {kind}; X must be {kind} too."
-            )
         device = resolve_device(self.device)
         self.model_.to(device)
-        encoding = encode(self.tokenizer_, texts, self.max_length)
-        return self._logits(self.model_, self.tokenizer_, encoding, None, device)
+
+        def checked_encode(texts):
+            if is_pair_input(texts) != self._text_pairs:
+                kind = "text pairs" if self._text_pairs else "single texts"
+                raise ValueError(f"This classifier was fitted on {kind}; X must be {kind} too.")
+            return encode(self.tokenizer_, texts, self.max_length)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = None
+            for texts in iter_text_chunks(X, chunk_size):
+                if not texts:
+                    continue
+                upcoming = pool.submit(checked_encode, texts)
+                if pending is not None:
+                    yield self._logits(self.model_, self.tokenizer_, pending.result(), None, device)
+                pending = upcoming
+            if pending is not None:
+                yield self._logits(self.model_, self.tokenizer_, pending.result(), None, device)
+
+    def _predict_logits(self, X):
+        """Logits of all of ``X``; shape (0, n_classes) for no texts."""
+        chunks = list(self._iter_logits(X, _PREDICT_CHUNK_SIZE))
+        if not chunks:
+            return np.empty((0, len(self.classes_)), dtype=np.float32)
+        return np.concatenate(chunks)
+
+    def iter_predict_proba(self, X, chunk_size=_PREDICT_CHUNK_SIZE):
+        """Yield class probabilities chunk by chunk, for inputs too large for memory.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Texts (or text pairs). A generator or file is read ``chunk_size`` texts at
+            a time, so it never needs to fit in memory.
+        chunk_size : int, default=16384
+            Texts per yielded chunk.
+
+        Yields
+        ------
+        proba : ndarray of float64 of shape (n_chunk, n_classes)
+            Probabilities of the next ``chunk_size`` texts (fewer for the last chunk),
+            in input order; columns follow ``classes_``.
+        """
+        from scipy.special import softmax
+
+        check_is_fitted(self)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive int; got {chunk_size!r}.")
+        for logits in tqdm(
+            self._iter_logits(X, chunk_size), desc="chunks", unit="chunk",
+            disable=self.verbose <= 0,
+        ):
+            yield softmax(logits.astype(np.float64), axis=1)
 
     def predict_proba(self, X):
         """Class probabilities of texts ``X``.

@@ -4,6 +4,7 @@ No classes and no callbacks: the estimator calls these functions in order. This 
 uses ``_batching`` and nothing else from skbert.
 """
 
+import functools
 import math
 import re
 
@@ -46,10 +47,48 @@ def resolve_device(device):
 
 
 def autocast_dtype(device):
-    """Mixed-precision dtype for ``device``: bf16 or fp16 on CUDA, None elsewhere."""
+    """Mixed-precision dtype for training on ``device``: bf16 or fp16 on CUDA, else None."""
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16():
+    """True when the CPU computes bf16 dot products natively (AVX512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+_INFERENCE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def inference_dtype(requested, device):
+    """Autocast dtype for prediction on ``device``, or None for full precision.
+
+    "auto" takes bf16 on GPUs and CPUs that compute it natively, fp16 on older
+    GPUs, and fp32 elsewhere; "float32", "bfloat16" and "float16" are used as given.
+    """
+    if requested != "auto":
+        dtype = _INFERENCE_DTYPES[requested]
+        if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(
+                "inference_dtype='bfloat16' was requested but this GPU has no bf16 support; "
+                "use 'auto' or 'float16'."
+            )
+        return dtype
+    if device.type == "cuda":
+        return autocast_dtype(device)
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
 
 
 def make_optimizer(module, learning_rate, weight_decay):
@@ -85,8 +124,10 @@ def _to_device(encoding, rows, pad_id, device):
     }
     if token_type_ids is not None:
         tensors["token_type_ids"] = torch.from_numpy(token_type_ids)
-    non_blocking = device.type == "cuda"
-    return {k: v.to(device, non_blocking=non_blocking) for k, v in tensors.items()}
+    if device.type != "cuda":
+        return tensors
+    # Page-locked host memory lets the copy run asynchronously with the GPU's work.
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in tensors.items()}
 
 
 def train_epoch(
@@ -165,7 +206,9 @@ def train_epoch(
 
 
 @torch.inference_mode()
-def predict_logits(module, encoding, rows, batches, *, pad_id, device, progress=False):
+def predict_logits(
+    module, encoding, rows, batches, *, pad_id, device, dtype=None, progress=False
+):
     """Logits of the texts ``rows``, in that order, as float32.
 
     Parameters
@@ -182,6 +225,8 @@ def predict_logits(module, encoding, rows, batches, *, pad_id, device, progress=
         Padding token id.
     device : torch.device
         Where the module lives.
+    dtype : torch.dtype or None
+        Autocast dtype (bf16 or fp16), or None for full precision.
     progress : bool
         Show a tqdm progress bar.
 
@@ -191,14 +236,12 @@ def predict_logits(module, encoding, rows, batches, *, pad_id, device, progress=
         Row ``i`` belongs to text ``rows[i]``.
     """
     module.eval()
-    amp = autocast_dtype(device)
-    out = None
+    results = []  # stay on the device: one host copy at the end, no sync per batch
     for positions in tqdm(batches, desc="predict", disable=not progress, leave=False):
         inputs = _to_device(encoding, rows[positions], pad_id, device)
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            logits = module(**inputs)
-        logits = logits.float().cpu().numpy()
-        if out is None:
-            out = np.empty((len(rows), logits.shape[1]), dtype=np.float32)
-        out[positions] = logits
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            results.append(module(**inputs).float())
+    logits = torch.cat(results).cpu().numpy()
+    out = np.empty_like(logits)
+    out[np.concatenate(batches)] = logits
     return out

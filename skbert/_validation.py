@@ -4,6 +4,8 @@ Every hand-written error text of the package that concerns user data lives here,
 wording stays consistent. This module imports nothing from skbert.
 """
 
+from itertools import islice
+
 import numpy as np
 from sklearn.utils.validation import _check_sample_weight
 
@@ -34,7 +36,7 @@ def _check_text(value, index):
     raise TypeError(f"X must contain only str; got {_describe(value)} at index {index}.")
 
 
-def check_texts(X):
+def check_texts(X, *, allow_empty=False, start=0):
     """Validate raw texts and return them as a list.
 
     Parameters
@@ -42,6 +44,10 @@ def check_texts(X):
     X : iterable of str, or 2-column array-like of str
         A list, tuple, ndarray or pandas Series of str; a one-column DataFrame or
         (n, 1) array; or a two-column DataFrame or (n, 2) array of text pairs.
+    allow_empty : bool, default=False
+        Accept zero texts (prediction does; fitting does not).
+    start : int, default=0
+        Index of ``X[0]`` in the caller's data, for error messages about chunks.
 
     Returns
     -------
@@ -71,10 +77,35 @@ def check_texts(X):
                 f"X must be an iterable of str; got {type(X).__name__}."
             ) from None
     if not rows:
+        if allow_empty:
+            return []
         raise ValueError("X is empty: at least one text is required.")
     if isinstance(rows[0], (list, tuple)):
-        return [_check_pair(row, i) for i, row in enumerate(rows)]
-    return [_check_text(row, i) for i, row in enumerate(rows)]
+        return [_check_pair(row, i) for i, row in enumerate(rows, start)]
+    return [_check_text(row, i) for i, row in enumerate(rows, start)]
+
+
+def iter_text_chunks(X, chunk_size):
+    """Yield validated lists of at most ``chunk_size`` texts.
+
+    A lazy iterator (a generator, a file) is read one chunk at a time, so it never
+    needs to fit in memory; anything else is validated whole, then cut.
+    """
+    if isinstance(X, (str, bytes)):
+        raise ValueError(_BARE_STRING)
+    try:
+        lazy = iter(X) is X
+    except TypeError:
+        lazy = False
+    if not lazy:
+        texts = check_texts(X, allow_empty=True)
+        for start in range(0, len(texts), chunk_size):
+            yield texts[start : start + chunk_size]
+        return
+    start = 0
+    while chunk := list(islice(X, chunk_size)):
+        yield check_texts(chunk, start=start)
+        start += len(chunk)
 
 
 def _check_pair(row, index):

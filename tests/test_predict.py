@@ -1,0 +1,102 @@
+"""Prediction: token-budget batches, precision, chunks and invariances."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from skbert import BertTextClassifier, _training
+
+from .conftest import make_texts
+
+TEXTS, _ = make_texts(90, seed=11)
+TEXTS = TEXTS + ["", "good " * 200, "bad"]  # empty, truncated and one-word texts together
+
+
+@pytest.fixture(scope="module")
+def fp32(fitted):
+    """The fitted toy classifier predicting in float32."""
+    return copy.deepcopy(fitted).set_params(inference_dtype="float32")
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 2**32 - 1), budget=st.integers(8, 3000))
+def test_predict_proba_permutation_and_budget_invariant(fp32, seed, budget):
+    """Check that permuting the input permutes the output, under any batch budget."""
+    reference = fp32.predict_proba(TEXTS)
+    perm = np.random.default_rng(seed).permutation(len(TEXTS))
+    clf = fp32.set_params(predict_batch_tokens=budget)
+    try:
+        proba = clf.predict_proba([TEXTS[i] for i in perm])
+    finally:
+        clf.set_params(predict_batch_tokens=None)
+    np.testing.assert_allclose(proba, reference[perm], atol=1e-5)
+
+
+def test_predict_zero_and_one_text(fitted):
+    """Check that no texts give shape (0, n_classes) and one text works."""
+    assert fitted.predict_proba([]).shape == (0, 2)
+    assert fitted.predict([]).shape == (0,)
+    assert fitted.predict_proba(["good"]).shape == (1, 2)
+
+
+def test_iter_predict_proba_streams_a_generator(fp32):
+    """Check that chunked prediction of a generator equals predict_proba, chunk by chunk."""
+    expected = fp32.predict_proba(TEXTS)
+    chunks = list(fp32.iter_predict_proba((t for t in TEXTS), chunk_size=7))
+    assert [len(c) for c in chunks] == [7] * (len(TEXTS) // 7) + [len(TEXTS) % 7]
+    np.testing.assert_allclose(np.concatenate(chunks), expected, atol=1e-5)
+
+
+def test_iter_predict_proba_errors_name_global_index(fitted):
+    """Check that a bad text in a later chunk is reported at its index in the input."""
+    texts = iter(["good"] * 10 + [None])
+    with pytest.raises(ValueError, match="index 10"):
+        list(fitted.iter_predict_proba(texts, chunk_size=4))
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        next(fitted.iter_predict_proba(["good"], chunk_size=0))
+
+
+def test_bf16_matches_fp32(fp32):
+    """Check that bf16 autocast keeps the argmax and probabilities within 1e-2 of fp32."""
+    texts, _ = make_texts(400, seed=12)
+    reference = fp32.predict_proba(texts)
+    fp32.set_params(inference_dtype="bfloat16")
+    try:
+        proba = fp32.predict_proba(texts)
+    finally:
+        fp32.set_params(inference_dtype="float32")
+    assert np.mean(proba.argmax(1) == reference.argmax(1)) >= 0.995
+    np.testing.assert_allclose(proba, reference, atol=1e-2)
+
+
+def test_inference_dtype_auto_resolution(monkeypatch):
+    """Check that "auto" picks bf16 on CPUs with native bf16 and fp32 otherwise."""
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(_training, "cpu_has_native_bf16", lambda: True)
+    assert _training.inference_dtype("auto", cpu) is torch.bfloat16
+    monkeypatch.setattr(_training, "cpu_has_native_bf16", lambda: False)
+    assert _training.inference_dtype("auto", cpu) is None
+    assert _training.inference_dtype("float32", cpu) is None
+    assert _training.inference_dtype("bfloat16", cpu) is torch.bfloat16
+
+
+def test_bad_inference_dtype_is_a_parameter_error(tiny_params):
+    """Check that an unknown precision is refused with the parameter's name."""
+    with pytest.raises(ValueError, match="inference_dtype"):
+        BertTextClassifier(**dict(tiny_params, inference_dtype="int4")).fit(["a", "b"], [0, 1])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_predict_matches_cpu(fitted):
+    """Check that CUDA prediction (mixed precision, pinned copies) agrees with the CPU."""
+    cpu = fitted.predict_proba(TEXTS)
+    gpu = copy.deepcopy(fitted).set_params(device="cuda")
+    np.testing.assert_allclose(gpu.predict_proba(TEXTS), cpu, atol=2e-2)
+    assert next(gpu.model_.parameters()).is_cuda
