@@ -1,0 +1,174 @@
+"""Prediction throughput: skbert against the usual ways of running a BERT on texts.
+
+In one process, on the default model (all-MiniLM-L6-v2) and the same texts (SST-2 dev,
+short; AG News, longer), measures real (non-pad) tokens per second of:
+
+- the transformers text-classification pipeline, default and batch_size=64;
+- padding every text to 128 in batches of 32 (fp32);
+- sorting by length with dynamic padding in batches of 64, fp32 and bf16 autocast;
+- skbert's predict_proba end to end (tokenization included), fp32 and "auto", and its
+  token budget swept.
+
+Prints one table per dataset with the ratio to the pipeline's default and to a measured
+bf16 matmul peak (GFLOP/s of this CPU divided by the model's FLOPs per token), and writes
+JSON to benchmarks/results/bench_predict.json. Run it alone: the figures mean nothing
+beside another busy process.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _data import DEFAULT_DATA_DIR, ag_news, require, sst2
+
+from skbert import BertTextClassifier
+from skbert._pretrained import DEFAULT_MODEL, quiet_transformers, resolve_model_path
+from skbert._training import cpu_has_native_bf16
+
+
+def timed(fn, repeats):
+    """Best wall time of ``repeats`` runs of ``fn`` (after one warm-up run)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_peak_tokens_per_s(model, dtype):
+    """Peak real tokens/s the model could reach at this CPU's measured matmul rate."""
+    linear_params = sum(
+        m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)
+    )
+    flops_per_token = 2 * linear_params
+    rates = []
+    for k, n in [(384, 1536), (1536, 384), (384, 384)]:
+        a = torch.randn(2048, k, dtype=dtype)
+        b = torch.randn(k, n, dtype=dtype)
+        seconds = timed(lambda a=a, b=b: [a @ b for _ in range(10)], 3) / 10
+        rates.append(2 * 2048 * k * n / seconds)
+    return max(rates) / flops_per_token, max(rates)
+
+
+def manual_batches(model, tokenizer, texts, *, batch_size, sort, pad_to=None, dtype=None):
+    """The hand-written loop people write: tokenize, (sort,) pad, forward."""
+
+    def run():
+        enc = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
+        order = np.argsort([len(e) for e in enc]) if sort else np.arange(len(enc))
+        out = np.empty((len(texts), model.config.num_labels), dtype=np.float32)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            for i in range(0, len(order), batch_size):
+                rows = order[i : i + batch_size]
+                batch = tokenizer.pad(
+                    {"input_ids": [enc[r] for r in rows]},
+                    padding="max_length" if pad_to else "longest", max_length=pad_to,
+                    return_tensors="pt",
+                )
+                out[rows] = model(**batch).logits.float().numpy()
+        return out
+
+    return run
+
+
+def bench_dataset(name, texts, clf, seq_model, tokenizer, pipe, repeats, peak):
+    ids = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
+    real_tokens = sum(map(len, ids))
+    rows = []
+
+    def add(label, fn):
+        seconds = timed(fn, repeats)
+        rows.append({"path": label, "tokens_per_s": real_tokens / seconds, "seconds": seconds})
+        print(f"  {label:<52} {real_tokens / seconds:>9,.0f} tokens/s", flush=True)
+
+    print(f"{name}: {len(texts)} texts, {real_tokens} real tokens")
+    add("transformers pipeline, default", lambda: pipe(texts, truncation=True, max_length=128))
+    add("transformers pipeline, batch_size=64",
+        lambda: pipe(texts, batch_size=64, truncation=True, max_length=128))
+    add("pad everything to 128, batches of 32, fp32",
+        manual_batches(seq_model, tokenizer, texts, batch_size=32, sort=False, pad_to=128))
+    add("sort by length, dynamic padding, batches of 64, fp32",
+        manual_batches(seq_model, tokenizer, texts, batch_size=64, sort=True))
+    add("same under CPU bf16 autocast",
+        manual_batches(seq_model, tokenizer, texts, batch_size=64, sort=True, dtype=torch.bfloat16))
+    reference = None
+    for dtype in ("float32", "auto"):
+        for budget in (1024, 2048, 4096):
+            clf.set_params(inference_dtype=dtype, predict_batch_tokens=budget)
+            add(f"skbert predict_proba, {dtype}, budget {budget}",
+                lambda: clf.predict_proba(texts))
+            proba = clf.predict_proba(texts)
+            if reference is None:
+                reference = proba
+            agree = np.mean(proba.argmax(1) == reference.argmax(1))
+            rows[-1]["argmax_agreement_with_fp32"] = float(agree)
+            rows[-1]["max_abs_proba_diff"] = float(np.abs(proba - reference).max())
+    clf.set_params(inference_dtype="auto", predict_batch_tokens=None)
+    base = rows[0]["tokens_per_s"]
+    for row in rows:
+        row["vs_pipeline"] = row["tokens_per_s"] / base
+        row["of_bf16_peak"] = row["tokens_per_s"] / peak
+    return {"dataset": name, "texts": len(texts), "real_tokens": real_tokens, "rows": rows}
+
+
+def print_table(result):
+    print(f"\n{result['dataset']} ({result['texts']} texts, {result['real_tokens']} real tokens)")
+    header = (f"| {'path':<52} | {'tokens/s':>9} | {'x pipeline':>10} | {'of bf16 peak':>12} "
+              f"| {'agree fp32':>10} |")
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for r in result["rows"]:
+        agree = r.get("argmax_agreement_with_fp32")
+        agree = f"{agree:.4f}" if agree is not None else ""
+        print(f"| {r['path']:<52} | {r['tokens_per_s']:>9,.0f} | {r['vs_pipeline']:>10.2f} | "
+              f"{r['of_bf16_peak']:>12.0%} | {agree:>10} |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--n-ag-news", type=int, default=2000, help="AG News texts used")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", default=Path(__file__).parent / "results" / "bench_predict.json")
+    args = parser.parse_args(argv)
+    require(args.data_dir)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    torch.manual_seed(0)
+    path = resolve_model_path(DEFAULT_MODEL)
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        seq_model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2).eval()
+        pipe = pipeline("text-classification", model=seq_model, tokenizer=tokenizer, device=-1)
+    sst_texts, sst_y = sst2(args.data_dir, "dev")
+    ag_texts, _ = ag_news(args.data_dir)
+    ag_texts = ag_texts[: args.n_ag_news]
+    # A briefly fitted classifier: throughput does not depend on how well it was trained.
+    clf = BertTextClassifier(max_iter=1, random_state=0, device="cpu")
+    clf.fit(sst_texts[:64], sst_y[:64])
+    peak, gflops = matmul_peak_tokens_per_s(seq_model, torch.bfloat16)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: "
+          f"{cpu_has_native_bf16()}; bf16 matmul peak {gflops / 1e9:.0f} GFLOP/s = "
+          f"{peak:,.0f} tokens/s for this model")
+    results = [
+        bench_dataset("SST-2 dev", sst_texts, clf, seq_model, tokenizer, pipe, args.repeats, peak),
+        bench_dataset(f"AG News (first {len(ag_texts)})", ag_texts, clf, seq_model, tokenizer,
+                      pipe, args.repeats, peak),
+    ]
+    for result in results:
+        print_table(result)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    payload = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+               "native_bf16": cpu_has_native_bf16(), "bf16_peak_tokens_per_s": peak,
+               "bf16_matmul_gflops": gflops / 1e9, "results": results}
+    Path(args.out).write_text(json.dumps(payload, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
