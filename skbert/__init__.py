@@ -1,6 +1,7 @@
 """skbert: fine-tune BERT-family models as scikit-learn text classifiers."""
 
 from ._classifier import BertTextClassifier
+from ._pretraining import MaskedLMPretrainer
 
 __version__ = "0.1.0"
-__all__ = ["BertTextClassifier", "__version__"]
+__all__ = ["BertTextClassifier", "MaskedLMPretrainer", "__version__"]

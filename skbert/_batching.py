@@ -52,9 +52,11 @@ def sorted_batches(lengths, max_tokens, max_batch_size=None, multiple_of=8):
 def length_grouped_batches(lengths, batch_size, rng, mega_batch_mult=50):
     """Shuffled training batches whose texts have similar lengths.
 
-    Indices are shuffled, cut into mega-batches of ``mega_batch_mult * batch_size``,
-    each mega-batch is sorted by length and cut into batches, and the batches are
-    shuffled. Batches stay random draws of the data while padding little.
+    Indices are shuffled, cut into mega-batches of about ``mega_batch_mult *
+    batch_size``, each mega-batch is sorted by length and cut into batches, and the
+    batches are shuffled. Batches stay random draws of the data while padding little.
+    Cuts are balanced (sizes differ by at most one), so no batch of a single text
+    appears unless there is only one text: BatchNorm heads need two.
 
     Parameters
     ----------
@@ -74,13 +76,22 @@ def length_grouped_batches(lengths, batch_size, rng, mega_batch_mult=50):
     """
     lengths = np.asarray(lengths)
     perm = rng.permutation(len(lengths))
-    mega = batch_size * mega_batch_mult
     batches = []
-    for start in range(0, len(perm), mega):
-        group = perm[start : start + mega]
+    for group in np.array_split(perm, _n_parts(len(perm), batch_size * mega_batch_mult)):
         group = group[np.argsort(-lengths[group], kind="stable")]
-        batches.extend(group[i : i + batch_size] for i in range(0, len(group), batch_size))
+        batches.extend(np.array_split(group, _n_parts(len(group), batch_size)))
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def n_length_grouped_batches(n, batch_size, mega_batch_mult=50):
+    """Number of batches ``length_grouped_batches`` makes of ``n`` texts."""
+    parts = _n_parts(n, batch_size * mega_batch_mult)
+    small, extra = divmod(n, parts)
+    return extra * _n_parts(small + 1, batch_size) + (parts - extra) * _n_parts(small, batch_size)
+
+
+def _n_parts(n, size):
+    return max(1, -(-n // size))
 
 
 def pad_batch(ids, offsets, rows, pad_id, type_ids=None, multiple_of=8):

@@ -53,8 +53,30 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
     pooling : {"mean", "cls"}, default="mean"
         How token states become one vector: the mean over real tokens (what
         sentence-transformers checkpoints are trained with) or the first token's.
+    freeze_base : bool, default=False
+        Keep the pretrained encoder fixed (in eval mode) and train only the head. Its
+        pooled features are then computed once per fit and the head trains on them, so
+        epochs after the first cost almost nothing. Use a large ``learning_rate`` (or
+        ``head_learning_rate``), around 1e-2.
+    head : None, tuple of int, or callable, default=None
+        None: dropout and a linear layer, the usual sequence-classification head. A
+        tuple of hidden sizes such as ``(256,)``: Dropout -> Linear -> BatchNorm ->
+        ReLU blocks, then dropout and a final Linear. A callable
+        ``(in_features, n_classes) -> torch.nn.Module``, called once per fit (a factory,
+        so clones never share weights); it must be a module-level function for the
+        fitted estimator to pickle.
+    head_dropout : float or None, default=None
+        Dropout of the built-in heads; None takes the model config's classifier (or
+        hidden) dropout, 0.1 for BERT.
     learning_rate : float, default=5e-5
-        Peak learning rate of AdamW. 2e-5 to 5e-5 suits full fine-tuning.
+        Peak learning rate of AdamW. 2e-5 to 5e-5 suits full fine-tuning; a head on a
+        frozen base wants about 1e-2.
+    head_learning_rate : float or None, default=None
+        Peak learning rate of the head; None uses ``learning_rate``.
+    layer_decay : float, default=1.0
+        Layer-wise learning-rate decay for full fine-tuning: the top encoder layer
+        trains at ``learning_rate`` and each layer below at ``layer_decay`` times the
+        rate of the one above, down to the embeddings. 1.0 turns it off.
     weight_decay : float, default=0.01
         AdamW weight decay, not applied to biases and normalisation weights.
     warmup_fraction : float, default=0.1
@@ -130,7 +152,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         "model_name_or_path": [str, os.PathLike],
         "max_length": [Interval(Integral, 2, None, closed="left")],
         "pooling": [StrOptions({"mean", "cls"})],
+        "freeze_base": ["boolean"],
+        "head": [None, tuple, callable],
+        "head_dropout": [Interval(Real, 0, 1, closed="left"), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "head_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "layer_decay": [Interval(Real, 0, 1, closed="right")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
@@ -154,7 +181,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         *,
         max_length=128,
         pooling="mean",
+        freeze_base=False,
+        head=None,
+        head_dropout=None,
         learning_rate=5e-5,
+        head_learning_rate=None,
+        layer_decay=1.0,
         weight_decay=0.01,
         warmup_fraction=0.1,
         max_grad_norm=1.0,
@@ -174,7 +206,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         self.model_name_or_path = model_name_or_path
         self.max_length = max_length
         self.pooling = pooling
+        self.freeze_base = freeze_base
+        self.head = head
+        self.head_dropout = head_dropout
         self.learning_rate = learning_rate
+        self.head_learning_rate = head_learning_rate
+        self.layer_decay = layer_decay
         self.weight_decay = weight_decay
         self.warmup_fraction = warmup_fraction
         self.max_grad_norm = max_grad_norm
@@ -214,7 +251,6 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         import torch
 
         from . import _modeling, _pretrained, _tokenization, _training
-        from ._batching import length_grouped_batches
 
         texts = check_texts(X)
         y = check_labels(y, len(texts))
@@ -231,49 +267,30 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             _pretrained.resolve_model_path(self.model_name_or_path)
         )
         self._check_max_length(backbone.config, tokenizer)
+        self._check_head()
         encoding = _tokenization.encode(tokenizer, texts, self.max_length)
         train_rows, val_rows = self._validation_split(targets, seed)
 
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-            module = _modeling.build_module(backbone, len(classes), self.pooling).to(device)
-            optimizer = _training.make_optimizer(module, self.learning_rate, self.weight_decay)
-            steps_per_epoch = -(-len(train_rows) // self.batch_size)
-            total_steps = steps_per_epoch * self.max_iter
-            scheduler = _training.linear_schedule(
-                optimizer, int(self.warmup_fraction * total_steps), total_steps
+            module = _modeling.build_module(
+                backbone, len(classes), pooling=self.pooling, head=self.head,
+                dropout=self.head_dropout, frozen=self.freeze_base,
+            ).to(device)
+            steps = self._training_steps(module, tokenizer, encoding, train_rows, val_rows,
+                                         targets, weights, rng, device)
+            stopper = None
+            if val_rows is not None:
+                stopper = _training.EarlyStopping(module, self.n_iter_no_change, self.tol)
+            loss_curve = _training.run_epochs(
+                *steps, self.max_iter, stopper=stopper, verbose=self.verbose
             )
-            scaler = None
-            if _training.autocast_dtype(device) == torch.float16:
-                scaler = torch.amp.GradScaler("cuda")
-            lengths = np.diff(encoding[2])
-            state = _EarlyStopping(self.n_iter_no_change, self.tol)
-            loss_curve = []
-            for epoch in range(self.max_iter):
-                batches = length_grouped_batches(lengths[train_rows], self.batch_size, rng)
-                loss = _training.train_epoch(
-                    module, encoding, [train_rows[b] for b in batches], targets, weights,
-                    optimizer, scheduler, pad_id=tokenizer.pad_token_id, device=device,
-                    max_grad_norm=self.max_grad_norm, scaler=scaler,
-                    progress=self.verbose > 0, description=f"epoch {epoch + 1}",
-                )
-                loss_curve.append(loss)
-                message = f"Epoch {epoch + 1}/{self.max_iter}: loss={loss:.4f}"
-                if val_rows is not None:
-                    logits = self._logits(module, tokenizer, encoding, val_rows, device)
-                    score = float(np.mean(logits.argmax(1) == targets[val_rows]))
-                    message += f", validation accuracy={score:.4f}"
-                    stop = state.update(score, module)
-                if self.verbose > 0:
-                    print(message)
-                if val_rows is not None and stop:
-                    break
-        if val_rows is not None:
-            module.load_state_dict(state.best_weights)
-            self.validation_scores_ = state.scores
-            self.best_validation_score_ = state.best_score
         module.eval()
+        if stopper is not None:
+            stopper.restore_best()
+            self.validation_scores_ = stopper.scores
+            self.best_validation_score_ = stopper.best_score
         self.classes_ = classes
         self.model_ = module
         self.tokenizer_ = tokenizer
@@ -281,6 +298,89 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = loss_curve
         self._text_pairs = is_pair_input(texts)
         return self
+
+    def _training_steps(
+        self, module, tokenizer, encoding, train_rows, val_rows, targets, weights, rng, device
+    ):
+        """Return ``(train_pass, validate)`` closures for ``_training.run_epochs``.
+
+        Full fine-tuning runs the whole network on shuffled, length-grouped batches of
+        texts. With ``freeze_base`` the frozen backbone's pooled features are computed
+        once (length-sorted, no grad) and the head trains on them for every epoch.
+        """
+        import torch
+
+        from . import _modeling, _training
+        from ._batching import length_grouped_batches, n_length_grouped_batches, sorted_batches
+
+        pad_id = tokenizer.pad_token_id
+        groups = _modeling.parameter_groups(
+            module, self.learning_rate, self.head_learning_rate or self.learning_rate,
+            self.weight_decay, self.layer_decay,
+        )
+        optimizer = torch.optim.AdamW(groups)
+        if self.freeze_base:
+            steps_per_epoch = -(-len(train_rows) // self.batch_size)
+        else:
+            steps_per_epoch = n_length_grouped_batches(len(train_rows), self.batch_size)
+        total_steps = steps_per_epoch * self.max_iter
+        scheduler = _training.linear_schedule(
+            optimizer, int(self.warmup_fraction * total_steps), total_steps
+        )
+        scaler = None
+        if not self.freeze_base and _training.autocast_dtype(device) == torch.float16:
+            scaler = torch.amp.GradScaler("cuda")
+        parameters = [p for group in groups for p in group["params"]]
+        train_targets = targets[train_rows]
+        train_weights = None if weights is None else weights[train_rows]
+        lengths = np.diff(encoding[2])
+
+        if self.freeze_base:
+            def features(rows):
+                batches = sorted_batches(lengths[rows], self._batch_tokens(device))
+                out = _training.predict_batches(
+                    module.features, encoding, rows, batches, pad_id=pad_id, device=device
+                )
+                return torch.from_numpy(out).to(device)
+
+            train_features = features(train_rows)
+            val_features = None if val_rows is None else features(val_rows)
+
+            def forward(positions):
+                return module.head(train_features[torch.from_numpy(positions).to(device)])
+
+            def make_batches():
+                n = len(train_rows)
+                return np.array_split(rng.permutation(n), -(-n // self.batch_size))
+
+            def val_logits():
+                with torch.inference_mode():
+                    return module.head(val_features).float().cpu().numpy()
+        else:
+            def forward(positions):
+                return module(**_training.batch_to_device(
+                    encoding, train_rows[positions], pad_id, device
+                ))
+
+            def make_batches():
+                return length_grouped_batches(lengths[train_rows], self.batch_size, rng)
+
+            def val_logits():
+                return self._logits(module, tokenizer, encoding, val_rows, device)
+
+        def train_pass(epoch):
+            module.train()
+            return _training.train_epoch(
+                forward, parameters, make_batches(), train_targets, train_weights,
+                optimizer, scheduler, device=device, max_grad_norm=self.max_grad_norm,
+                scaler=scaler, progress=self.verbose > 0, description=f"epoch {epoch + 1}",
+            )
+
+        def validate():
+            module.eval()
+            return float(np.mean(val_logits().argmax(1) == targets[val_rows]))
+
+        return train_pass, (None if val_rows is None else validate)
 
     def _loss_weights(self, classes, y, targets, sample_weight):
         """Per-text loss weights from ``sample_weight`` and ``class_weight``, or None."""
@@ -317,6 +417,15 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 "do not belong together."
             )
 
+    def _check_head(self):
+        if isinstance(self.head, tuple):
+            bad = [h for h in self.head if isinstance(h, bool) or not isinstance(h, Integral)
+                   or h < 1]
+            if bad:
+                raise ValueError(
+                    f"head hidden sizes must be positive ints; got {self.head!r}."
+                )
+
     def _validation_split(self, targets, seed):
         """Row indices for training and (with early stopping) validation."""
         rows = np.arange(len(targets))
@@ -342,16 +451,20 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, module, tokenizer, encoding, rows, device):
         """Logits of the texts ``rows`` of ``encoding`` (all when None), in that order."""
         from ._batching import sorted_batches
-        from ._training import inference_dtype, predict_logits
+        from ._training import inference_dtype, predict_batches
 
         if rows is None:
             rows = np.arange(len(encoding[2]) - 1)
-        budget = self.predict_batch_tokens or _PREDICT_BATCH_TOKENS.get(device.type, 4096)
-        batches = sorted_batches(np.diff(encoding[2])[rows], budget)
-        return predict_logits(
+        batches = sorted_batches(np.diff(encoding[2])[rows], self._batch_tokens(device))
+        module.eval()
+        return predict_batches(
             module, encoding, rows, batches, pad_id=tokenizer.pad_token_id, device=device,
-            dtype=inference_dtype(self.inference_dtype, device), progress=False,
+            dtype=inference_dtype(self.inference_dtype, device),
         )
+
+    def _batch_tokens(self, device):
+        """Token budget of a prediction batch on ``device``."""
+        return self.predict_batch_tokens or _PREDICT_BATCH_TOKENS.get(device.type, 4096)
 
     def _iter_logits(self, X, chunk_size):
         """Yield the logits of ``X`` chunk by chunk, in input order.
@@ -492,7 +605,9 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             from ._pretrained import tokenizer_to_state
 
             state = dict(state)
-            state["model_"] = module_to_state(state["model_"])
+            state["model_"] = module_to_state(
+                state["model_"], len(state["classes_"]), self.head, self.head_dropout
+            )
             state["tokenizer_"] = tokenizer_to_state(state["tokenizer_"])
         return state
 
@@ -505,25 +620,3 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             state["model_"] = module_from_state(state["model_"])
             state["tokenizer_"] = tokenizer_from_state(state["tokenizer_"])
         super().__setstate__(state)
-
-
-class _EarlyStopping:
-    """Track validation scores and keep a CPU copy of the best weights."""
-
-    def __init__(self, patience, tol):
-        self.patience, self.tol = patience, tol
-        self.scores, self.best_score, self.best_weights = [], -np.inf, None
-        self._stale = 0
-
-    def update(self, score, module):
-        """Record ``score``; return True when training should stop."""
-        self.scores.append(score)
-        if score > self.best_score + self.tol or self.best_weights is None:
-            self.best_score = score
-            self.best_weights = {
-                k: v.detach().cpu().clone() for k, v in module.state_dict().items()
-            }
-            self._stale = 0
-        else:
-            self._stale += 1
-        return self._stale >= self.patience

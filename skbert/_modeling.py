@@ -1,13 +1,27 @@
 """The network: a pretrained backbone, a pooling of its token states, and a head.
 
-Also turns a fitted network into plain values and bytes and back, so that pickle and
-skops persist it without trusting torch or transformers classes. transformers is
-imported inside the functions. This module imports nothing from skbert.
+Heads are built from a spec: None (dropout + linear), a tuple of hidden sizes (an MLP of
+Dropout -> Linear -> BatchNorm -> ReLU blocks and a final Linear), or a factory
+``(in_features, n_classes) -> nn.Module``. Also turns a fitted network into plain values
+and bytes and back, so that pickle and skops persist it without trusting torch or
+transformers classes. transformers is imported inside the functions. This module imports
+nothing from skbert.
 """
 
+import re
+
+import torch
 from torch import nn
 
 POOLINGS = ("mean", "cls")
+
+
+def pool(states, attention_mask, pooling):
+    """One vector per text: the mean over real tokens, or the first token's state."""
+    if pooling == "cls":
+        return states[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 class TextClassifierModule(nn.Module):
@@ -17,71 +31,172 @@ class TextClassifierModule(nn.Module):
     ----------
     backbone : transformers.PreTrainedModel
         An encoder whose output has ``last_hidden_state``.
-    n_classes : int
-        Number of output logits.
+    head : nn.Module
+        Maps pooled vectors of size ``backbone.config.hidden_size`` to logits.
     pooling : {"mean", "cls"}
         "mean" averages the states of real tokens (what sentence-transformers models
         are trained with); "cls" takes the first token's state.
-    dropout : float
-        Dropout before the linear layer.
+    frozen : bool
+        Keep the backbone's weights fixed and the backbone in eval mode (no dropout),
+        even while the head trains.
     """
 
-    def __init__(self, backbone, n_classes, pooling="mean", dropout=0.1):
+    def __init__(self, backbone, head, pooling="mean", frozen=False):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}.")
         self.backbone = backbone
+        self.head = head
         self.pooling = pooling
-        self.head = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(backbone.config.hidden_size, n_classes)
-        )
+        self.frozen = frozen
+        if frozen:
+            backbone.requires_grad_(False)
+            backbone.eval()
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None):
-        """Return logits of shape (batch, n_classes)."""
+    def train(self, mode=True):
+        """Set training mode; a frozen backbone stays in eval mode."""
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
+
+    def features(self, input_ids, attention_mask, token_type_ids=None):
+        """Pooled backbone output of shape (batch, hidden_size)."""
         states = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         ).last_hidden_state
-        if self.pooling == "cls":
-            pooled = states[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.head(pooled)
+        return pool(states, attention_mask, self.pooling)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        """Return logits of shape (batch, n_classes)."""
+        return self.head(self.features(input_ids, attention_mask, token_type_ids))
 
 
-def build_module(backbone, n_classes, pooling):
+def build_head(spec, in_features, n_classes, dropout):
+    """Build a head from its spec and check that it maps features to logits.
+
+    Parameters
+    ----------
+    spec : None, tuple of int, or callable
+        None: dropout and a linear layer. A tuple of hidden sizes: one
+        Dropout -> Linear -> BatchNorm1d -> ReLU block per size, then dropout and a
+        final Linear. A callable ``(in_features, n_classes) -> nn.Module``.
+    in_features, n_classes : int
+        Input and output sizes.
+    dropout : float
+        Dropout probability of the built-in heads.
+
+    Returns
+    -------
+    head : nn.Module
+    """
+    if spec is None or isinstance(spec, tuple):
+        layers, width = [], in_features
+        for size in spec or ():
+            layers += [nn.Dropout(dropout), nn.Linear(width, size), nn.BatchNorm1d(size), nn.ReLU()]
+            width = size
+        return nn.Sequential(*layers, nn.Dropout(dropout), nn.Linear(width, n_classes))
+    head = spec(in_features, n_classes)
+    if not isinstance(head, nn.Module):
+        raise TypeError(
+            f"The head factory {spec!r} must return a torch.nn.Module; got "
+            f"{type(head).__name__}."
+        )
+    head.eval()
+    with torch.no_grad():
+        out = head(torch.zeros(2, in_features))
+    head.train()
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"The head built by {spec!r} must map (batch, {in_features}) features to "
+            f"(batch, {n_classes}) logits; for a batch of 2 it returned {shape}."
+        )
+    return head
+
+
+def head_dropout(config, requested):
+    """The head's dropout: ``requested``, else the backbone's classifier dropout."""
+    if requested is not None:
+        return requested
+    dropout = getattr(config, "classifier_dropout", None)
+    return getattr(config, "hidden_dropout_prob", 0.1) if dropout is None else dropout
+
+
+def build_module(backbone, n_classes, *, pooling="mean", head=None, dropout=None, frozen=False):
     """Put a freshly initialised head on ``backbone``."""
     config = backbone.config
-    dropout = getattr(config, "classifier_dropout", None)
-    if dropout is None:
-        dropout = getattr(config, "hidden_dropout_prob", 0.1)
-    return TextClassifierModule(backbone, n_classes, pooling=pooling, dropout=dropout)
+    module_head = build_head(head, config.hidden_size, n_classes, head_dropout(config, dropout))
+    return TextClassifierModule(backbone, module_head, pooling=pooling, frozen=frozen)
 
 
-def module_to_state(module):
-    """Return a dict of plain values from which ``module_from_state`` rebuilds it."""
+_LAYER = re.compile(r"\.layer\.(\d+)\.")
+
+
+def parameter_groups(module, learning_rate, head_learning_rate, weight_decay, layer_decay):
+    """AdamW groups: no decay on biases and norms; per-layer rates under ``layer_decay``.
+
+    The head gets ``head_learning_rate``; the top encoder layer gets ``learning_rate``
+    and each layer below it ``layer_decay`` times the rate of the one above, down to the
+    embeddings. Frozen parameters are left out.
+    """
+    n_layers = getattr(module.backbone.config, "num_hidden_layers", 0)
+    groups = {}
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        if name.startswith("head."):
+            rate = head_learning_rate
+        elif ".embeddings." in f".{name}":
+            rate = learning_rate * layer_decay ** n_layers
+        else:
+            match = _LAYER.search(name)
+            depth = n_layers - 1 - int(match.group(1)) if match else 0
+            rate = learning_rate * layer_decay ** depth
+        decay = weight_decay if param.ndim >= 2 else 0.0
+        groups.setdefault((rate, decay), []).append(param)
+    return [{"params": p, "lr": r, "weight_decay": d} for (r, d), p in groups.items()]
+
+
+def decay_groups(model, learning_rate, weight_decay):
+    """AdamW groups of ``model``'s trainable parameters: no decay on biases and norms."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "lr": learning_rate,
+         "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "lr": learning_rate, "weight_decay": 0.0},
+    ]
+
+
+def module_to_state(module, n_classes, head, dropout):
+    """Return plain values from which ``module_from_state`` rebuilds ``module``.
+
+    ``head`` and ``dropout`` are the specs the head was built from.
+    """
     from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     return {
         "config": module.backbone.config.to_dict(),
-        "n_classes": module.head[-1].out_features,
+        "n_classes": n_classes,
         "pooling": module.pooling,
-        "dropout": float(module.head[0].p),
+        "frozen": module.frozen,
+        "head": head,
+        "dropout": dropout,
         "weights": save(tensors),
     }
 
 
 def module_from_state(state):
-    """Rebuild a module saved by ``module_to_state`` on the CPU."""
+    """Rebuild a module saved by ``module_to_state`` on the CPU, in eval mode."""
     from safetensors.torch import load
     from transformers import AutoConfig, AutoModel
 
     config_dict = dict(state["config"])
     config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
-    backbone = AutoModel.from_config(config)
-    module = TextClassifierModule(
-        backbone, state["n_classes"], pooling=state["pooling"], dropout=state["dropout"]
+    module = build_module(
+        AutoModel.from_config(config), state["n_classes"], pooling=state["pooling"],
+        head=state["head"], dropout=state["dropout"], frozen=state["frozen"],
     )
     module.load_state_dict(load(state["weights"]), strict=True)
     return module.eval()

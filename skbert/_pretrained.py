@@ -8,6 +8,7 @@ nothing from skbert.
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -92,19 +93,23 @@ def load_tokenizer(name_or_path):
     return tokenizer
 
 
-def load_backbone(path):
+def load_backbone(path, masked_lm=False):
     """Load the pretrained encoder from a resolved path or hub id.
+
+    With ``masked_lm`` the encoder comes with its masked-language-model head (a fresh
+    one where the checkpoint has none).
 
     Raises
     ------
     OSError
         When the weights cannot be loaded or are corrupt, naming the model.
     """
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoModelForMaskedLM
 
+    auto = AutoModelForMaskedLM if masked_lm else AutoModel
     try:
         with quiet_transformers():
-            return AutoModel.from_pretrained(path)
+            return auto.from_pretrained(path)
     except Exception as exc:  # safetensors, torch and config errors alike
         raise OSError(
             f"Could not load model weights from {os.fspath(path)!r}: {exc}"
@@ -129,3 +134,29 @@ def tokenizer_from_state(files):
             Path(folder, name).write_bytes(data)
         with quiet_transformers():
             return AutoTokenizer.from_pretrained(folder, use_fast=True)
+
+
+def save_pretrained_atomic(model, tokenizer, path):
+    """Write ``model`` and ``tokenizer`` with ``save_pretrained`` into the folder ``path``.
+
+    Everything is written to a temporary folder beside ``path`` first and renamed into
+    place, so a failure part-way leaves a previous ``path`` intact.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        with quiet_transformers():
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / "previous")
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -91,19 +91,6 @@ def inference_dtype(requested, device):
     return None
 
 
-def make_optimizer(module, learning_rate, weight_decay):
-    """AdamW without weight decay on biases and normalisation weights."""
-    decay, no_decay = [], []
-    for param in module.parameters():
-        if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=learning_rate)
-
-
 def linear_schedule(optimizer, warmup_steps, total_steps):
     """Linear warmup from 0, then linear decay to 0 at ``total_steps``."""
 
@@ -115,7 +102,8 @@ def linear_schedule(optimizer, warmup_steps, total_steps):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _to_device(encoding, rows, pad_id, device):
+def batch_to_device(encoding, rows, pad_id, device):
+    """Pad the texts ``rows`` of ``encoding`` and move the tensors to ``device``."""
     ids, type_ids, offsets = encoding
     input_ids, mask, token_type_ids = pad_batch(ids, offsets, rows, pad_id, type_ids)
     tensors = {
@@ -130,18 +118,48 @@ def _to_device(encoding, rows, pad_id, device):
     return {k: v.pin_memory().to(device, non_blocking=True) for k, v in tensors.items()}
 
 
+def checked_loss(loss, n_texts):
+    """The loss as a float; a non-finite one stops training before any update."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"The training loss became {value} at a batch of {n_texts} texts; the "
+            "weights were not updated with it. Lower learning_rate or set max_grad_norm."
+        )
+    return value
+
+
+def optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm=None, scaler=None):
+    """Backpropagate ``loss``, clip gradients, and step the optimizer and schedule."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+
+
 def train_epoch(
-    module, encoding, batches, targets, weights, optimizer, scheduler, *,
-    pad_id, device, max_grad_norm=None, scaler=None, progress=False, description=None,
+    forward, parameters, batches, targets, weights, optimizer, scheduler, *,
+    device, max_grad_norm=None, scaler=None, progress=False, description=None,
 ):
     """Run one pass over ``batches`` and return the mean training loss.
 
     Parameters
     ----------
-    module : TextClassifierModule
-        The network, on ``device``.
-    encoding : tuple of (ids, type_ids, offsets)
-        Flat token ids of all training texts.
+    forward : callable
+        ``forward(rows)`` returns the logits of the texts ``rows`` (the caller puts
+        its modules in training mode).
+    parameters : list of torch.nn.Parameter
+        What gradient clipping applies to.
     batches : list of ndarray
         Row indices of each batch.
     targets : ndarray of int64 of shape (n,)
@@ -150,10 +168,8 @@ def train_epoch(
         Per-text loss weight (sample and class weights multiplied).
     optimizer, scheduler : torch optimizer and LR scheduler
         Stepped once per batch.
-    pad_id : int
-        Padding token id.
     device : torch.device
-        Where the module lives.
+        Where the logits are computed.
     max_grad_norm : float or None
         Gradient clipping threshold.
     scaler : torch.amp.GradScaler or None
@@ -168,63 +184,44 @@ def train_epoch(
     loss : float
         Mean per-text loss over the pass.
     """
-    module.train()
     amp = autocast_dtype(device)
     total_loss, total_count = 0.0, 0
     for rows in tqdm(batches, desc=description, disable=not progress, leave=False):
-        inputs = _to_device(encoding, rows, pad_id, device)
-        y = torch.from_numpy(targets[rows]).to(device)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            logits = module(**inputs)
+            logits = forward(rows)
+        y = torch.from_numpy(targets[rows]).to(device)
         losses = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none")
         if weights is not None:
             losses = losses * torch.from_numpy(weights[rows]).to(device, losses.dtype)
         loss = losses.mean()
-        value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"The training loss became {value} at a batch of {len(rows)} texts; the "
-                "weights were not updated with it. Lower learning_rate or set max_grad_norm."
-            )
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        scheduler.step()
+        value = checked_loss(loss, len(rows))
+        optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm, scaler)
         total_loss += value * len(rows)
         total_count += len(rows)
     return total_loss / max(total_count, 1)
 
 
 @torch.inference_mode()
-def predict_logits(
-    module, encoding, rows, batches, *, pad_id, device, dtype=None, progress=False
+def predict_batches(
+    forward, encoding, rows, batches, *, pad_id, device, dtype=None, progress=False
 ):
-    """Logits of the texts ``rows``, in that order, as float32.
+    """Outputs of ``forward`` for the texts ``rows``, in that order, as float32.
 
     Parameters
     ----------
-    module : TextClassifierModule
-        The network, on ``device``.
+    forward : callable
+        Maps a batch of padded tensors (keyword arguments) to one output row per
+        text: the module itself for logits, its ``features`` for pooled vectors.
     encoding : tuple of (ids, type_ids, offsets)
         Flat token ids of all texts.
     rows : ndarray of int of shape (n,)
-        Which texts of ``encoding`` to score.
+        Which texts of ``encoding`` to run.
     batches : list of ndarray
         Positions in ``rows`` of each batch; together every position exactly once.
     pad_id : int
         Padding token id.
     device : torch.device
-        Where the module lives.
+        Where the module lives (in eval mode).
     dtype : torch.dtype or None
         Autocast dtype (bf16 or fp16), or None for full precision.
     progress : bool
@@ -232,16 +229,64 @@ def predict_logits(
 
     Returns
     -------
-    logits : ndarray of float32 of shape (n, n_classes)
+    out : ndarray of float32 of shape (n, width)
         Row ``i`` belongs to text ``rows[i]``.
     """
-    module.eval()
     results = []  # stay on the device: one host copy at the end, no sync per batch
     for positions in tqdm(batches, desc="predict", disable=not progress, leave=False):
-        inputs = _to_device(encoding, rows[positions], pad_id, device)
+        inputs = batch_to_device(encoding, rows[positions], pad_id, device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            results.append(module(**inputs).float())
-    logits = torch.cat(results).cpu().numpy()
-    out = np.empty_like(logits)
-    out[np.concatenate(batches)] = logits
+            results.append(forward(**inputs).float())
+    values = torch.cat(results).cpu().numpy()
+    out = np.empty_like(values)
+    out[np.concatenate(batches)] = values
     return out
+
+
+class EarlyStopping:
+    """Track validation scores and keep a CPU copy of the best weights of ``module``."""
+
+    def __init__(self, module, patience, tol):
+        self.module, self.patience, self.tol = module, patience, tol
+        self.scores, self.best_score, self._best_weights = [], -np.inf, None
+        self._stale = 0
+
+    def update(self, score):
+        """Record ``score``; return True when training should stop."""
+        self.scores.append(score)
+        if self._best_weights is None or score > self.best_score + self.tol:
+            self.best_score = score
+            self._best_weights = {
+                k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()
+            }
+            self._stale = 0
+        else:
+            self._stale += 1
+        return self._stale >= self.patience
+
+    def restore_best(self):
+        """Load the best weights seen back into the module."""
+        self.module.load_state_dict(self._best_weights)
+
+
+def run_epochs(train_pass, validate, max_iter, *, stopper=None, verbose=0):
+    """Call ``train_pass(epoch)`` up to ``max_iter`` times; return the loss curve.
+
+    After each pass ``validate()`` (when given) scores the model and ``stopper``
+    decides whether to stop. With ``verbose`` one line per epoch is printed.
+    """
+    loss_curve = []
+    for epoch in range(max_iter):
+        loss = train_pass(epoch)
+        loss_curve.append(loss)
+        message = f"Epoch {epoch + 1}/{max_iter}: loss={loss:.4f}"
+        stop = False
+        if validate is not None:
+            score = validate()
+            message += f", validation accuracy={score:.4f}"
+            stop = stopper.update(score)
+        if verbose > 0:
+            print(message)
+        if stop:
+            break
+    return loss_curve

@@ -4,7 +4,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skbert._batching import length_grouped_batches, pad_batch, round_up, sorted_batches
+from skbert._batching import (
+    length_grouped_batches,
+    n_length_grouped_batches,
+    pad_batch,
+    round_up,
+    sorted_batches,
+)
 
 lengths_st = st.lists(st.integers(1, 300), min_size=1, max_size=200).map(np.array)
 
@@ -22,13 +28,19 @@ def test_sorted_batches_cover_every_index_once_within_budget(lengths, budget, ca
         assert cap is None or len(batch) <= cap
 
 
-@given(lengths=lengths_st, batch_size=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
+@given(
+    lengths=st.lists(st.integers(1, 300), min_size=1, max_size=3000).map(np.array),
+    batch_size=st.integers(2, 40), seed=st.integers(0, 2**32 - 1),
+)
 def test_length_grouped_batches_cover_every_index_once(lengths, batch_size, seed):
     """Check that training batches hold every index once and respect batch_size."""
     batches = length_grouped_batches(lengths, batch_size, np.random.default_rng(seed))
     flat = np.concatenate(batches)
     np.testing.assert_array_equal(np.sort(flat), np.arange(len(lengths)))
     assert all(1 <= len(b) <= batch_size for b in batches)
+    assert len(batches) == n_length_grouped_batches(len(lengths), batch_size)
+    if batch_size >= 3 and len(lengths) >= 2:  # BatchNorm heads need two texts a batch
+        assert min(map(len, batches)) >= 2
 
 
 def test_length_grouped_batches_group_lengths_and_shuffle():
