@@ -32,3 +32,29 @@ def require(data_dir):
     """Exit with a clear message when the datasets folder is missing."""
     if not Path(data_dir).is_dir():
         raise SystemExit(f"Datasets folder {data_dir} not found; pass --data-dir.")
+
+
+def cola(data_dir, split):
+    """CoLA ``in_domain_train``, ``in_domain_dev`` or ``out_of_domain_dev``."""
+    rows = _tsv(Path(data_dir) / "cola" / f"{split}.tsv", header=False)
+    return [r[3] for r in rows], np.array([int(r[1]) for r in rows])
+
+
+def sms_spam(data_dir, test_size=0.2, seed=0):
+    """SMS spam split 80/20 by unique text (duplicates never straddle the split)."""
+    rows = _tsv(Path(data_dir) / "sms_spam" / "SMSSpamCollection", header=False)
+    texts = np.array([r[1] for r in rows], dtype=object)
+    labels = np.array([r[0] for r in rows], dtype=object)
+    unique = np.unique(texts)
+    rng = np.random.default_rng(seed)
+    test_texts = set(rng.choice(unique, size=int(test_size * len(unique)), replace=False))
+    test = np.array([t in test_texts for t in texts])
+    return (list(texts[~test]), labels[~test]), (list(texts[test]), labels[test])
+
+
+def subsample(X, y, n, seed=0):
+    """``n`` random rows of (X, y), all of them when ``n`` is None or too large."""
+    if n is None or n >= len(X):
+        return X, y
+    rows = np.random.default_rng(seed).choice(len(X), size=n, replace=False)
+    return [X[i] for i in rows], np.asarray(y)[rows]

@@ -5,6 +5,7 @@ loop live in their own modules and are called from here.
 """
 
 import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,6 +31,9 @@ from ._validation import (
 _PREDICT_BATCH_TOKENS = {"cpu": 2048, "cuda": 65536, "mps": 16384}
 # Texts validated, tokenized and predicted together: bounds memory on huge inputs.
 _PREDICT_CHUNK_SIZE = 16384
+# The only type skops must trust to load a fitted estimator or checkpoint.
+TRUSTED_TYPES = ["skbert._classifier.BertTextClassifier"]
+_CHECKPOINT_FORMAT = "skbert-checkpoint-1"
 
 
 class BertTextClassifier(ClassifierMixin, BaseEstimator):
@@ -111,6 +115,19 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
     predict_batch_tokens : int or None, default=None
         Token budget of a prediction batch (texts times padded length); None picks
         one for the device (2,048 on the CPU, 65,536 on CUDA).
+    max_steps : int or None, default=None
+        Optimizer steps a ``partial_fit`` stream is expected to take in all: the
+        learning rate warms up over ``warmup_fraction`` of them and decays linearly to 0
+        at the last. None: warm up over ``warmup_fraction`` of the first chunk's steps,
+        then decay as the inverse square root of the step. ``fit`` ignores it.
+    checkpoint_dir : str, os.PathLike or None, default=None
+        Where ``partial_fit`` writes checkpoints (see ``save_checkpoint``); resume with
+        ``BertTextClassifier.resume(checkpoint_dir)``.
+    checkpoint_every : int or None, default=None
+        Write a checkpoint after a ``partial_fit`` call once this many optimizer steps
+        have passed since the last one; None writes one after every call.
+    keep_checkpoints : int, default=2
+        How many of the newest checkpoints to keep.
     random_state : int, RandomState instance or None, default=None
         Seeds the head's initialisation, dropout, batch order and the validation
         split. With an int, fitting on the CPU is reproducible.
@@ -171,6 +188,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         "device": [str],
         "inference_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
         "predict_batch_tokens": [Interval(Integral, 8, None, closed="left"), None],
+        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
+        "keep_checkpoints": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -200,6 +221,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         device="auto",
         inference_dtype="auto",
         predict_batch_tokens=None,
+        max_steps=None,
+        checkpoint_dir=None,
+        checkpoint_every=None,
+        keep_checkpoints=2,
         random_state=None,
         verbose=0,
     ):
@@ -225,6 +250,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.inference_dtype = inference_dtype
         self.predict_batch_tokens = predict_batch_tokens
+        self.max_steps = max_steps
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.keep_checkpoints = keep_checkpoints
         self.random_state = random_state
         self.verbose = verbose
 
@@ -248,44 +277,81 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         self : BertTextClassifier
             The fitted estimator.
         """
+        self.__dict__.pop("_stream", None)
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Run one pass over the chunk ``(X, y)``, continuing the training so far.
+
+        The optimizer state, learning-rate schedule and random state carry over
+        between calls, so a corpus larger than memory trains chunk by chunk. Since a
+        stream's length is unknown, the schedule warms up over ``warmup_fraction`` of
+        the first chunk's steps, then decays linearly to 0 at ``max_steps`` when it is
+        set, else as the inverse square root of the step. With ``checkpoint_dir`` a
+        checkpoint is written after a call once ``checkpoint_every`` steps have passed
+        since the last one; ``BertTextClassifier.resume`` continues from it.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Texts (or text pairs) of this chunk. Shuffle the corpus before cutting it
+            into chunks: a warning says when a chunk looks unshuffled.
+        y : array-like of shape (n_samples,)
+            Their labels, all in ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the whole stream. Required on the first call, and must not
+            change later.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative per-text weights of the loss.
+
+        Returns
+        -------
+        self : BertTextClassifier
+            The estimator, trained on one more chunk.
+        """
+        return self._fit(X, y, sample_weight, classes=classes, incremental=True)
+
+    def _fit(self, X, y, sample_weight, *, classes=None, incremental):
+        """Validate, set up training (on the first call), and train: the one data path."""
         import torch
 
-        from . import _modeling, _pretrained, _tokenization, _training
+        from . import _tokenization, _training
 
         texts = check_texts(X)
         y = check_labels(y, len(texts))
         sample_weight = check_sample_weight(sample_weight, len(texts))
-        classes = check_classes(y)
+        first = not incremental or not hasattr(self, "_stream")
+        classes = self._check_classes(y, classes, incremental, first)
         targets = np.searchsorted(classes, y).astype(np.int64)
         weights = self._loss_weights(classes, y, targets, sample_weight)
-        device = _training.resolve_device(self.device)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        rng = np.random.default_rng(seed)
-
-        tokenizer = _pretrained.load_tokenizer(self.model_name_or_path)
-        backbone = _pretrained.load_backbone(
-            _pretrained.resolve_model_path(self.model_name_or_path)
-        )
-        self._check_max_length(backbone.config, tokenizer)
-        self._check_head()
-        encoding = _tokenization.encode(tokenizer, texts, self.max_length)
-        train_rows, val_rows = self._validation_split(targets, seed)
+        seed = None
+        if first:
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        train_rows, val_rows = self._validation_split(targets, seed, incremental)
+        if first:
+            stream = self._start(classes, len(train_rows), seed, incremental)
+        else:
+            stream = self._stream
+            self._warn_if_unshuffled(targets, stream)
+        if incremental:
+            stream["seen"] += np.bincount(targets, minlength=len(classes))
+        encoding = _tokenization.encode(stream["tokenizer"], texts, self.max_length)
+        module, device = stream["module"], stream["device"]
 
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            module = _modeling.build_module(
-                backbone, len(classes), pooling=self.pooling, head=self.head,
-                dropout=self.head_dropout, frozen=self.freeze_base,
-            ).to(device)
-            steps = self._training_steps(module, tokenizer, encoding, train_rows, val_rows,
-                                         targets, weights, rng, device)
+            torch.set_rng_state(stream["torch_rng"])
+            steps = self._training_steps(stream, encoding, train_rows, val_rows, targets,
+                                         weights)
             stopper = None
             if val_rows is not None:
                 stopper = _training.EarlyStopping(module, self.n_iter_no_change, self.tol)
             loss_curve = _training.run_epochs(
-                *steps, self.max_iter, stopper=stopper, verbose=self.verbose
+                *steps, 1 if incremental else self.max_iter, stopper=stopper,
+                verbose=self.verbose,
             )
+            stream["torch_rng"] = torch.get_rng_state()
         module.eval()
         if stopper is not None:
             stopper.restore_best()
@@ -293,15 +359,285 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             self.best_validation_score_ = stopper.best_score
         self.classes_ = classes
         self.model_ = module
-        self.tokenizer_ = tokenizer
-        self.n_iter_ = len(loss_curve)
-        self.loss_curve_ = loss_curve
+        self.tokenizer_ = stream["tokenizer"]
         self._text_pairs = is_pair_input(texts)
+        if incremental:
+            self.n_iter_ = getattr(self, "n_iter_", 0) + 1 if not first else 1
+            self.loss_curve_ = (self.loss_curve_ if not first else []) + loss_curve
+            self._stream = stream
+            self._maybe_checkpoint()
+        else:
+            self.n_iter_ = len(loss_curve)
+            self.loss_curve_ = loss_curve
         return self
 
-    def _training_steps(
-        self, module, tokenizer, encoding, train_rows, val_rows, targets, weights, rng, device
-    ):
+    def _check_classes(self, y, classes, incremental, first):
+        """The classes of training: from y for fit; the stream's for partial_fit."""
+        if not incremental:
+            return check_classes(y)
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: a chunk has no held-out "
+                "data. Set early_stopping=False, or use fit."
+            )
+        if self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit: the class "
+                "frequencies of a stream are unknown. Pass a dict of class weights instead."
+            )
+        fitted = hasattr(self, "classes_")
+        if classes is None and not fitted:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if classes is not None:
+            classes = check_classes(check_labels(classes, len(classes)))
+            if fitted and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"`classes={classes.tolist()!r}` is not the same as on last call to "
+                    f"partial_fit, was: {self.classes_.tolist()!r}"
+                )
+        else:
+            classes = self.classes_
+        unseen = np.setdiff1d(np.unique(y), classes)
+        if unseen.size:
+            raise ValueError(
+                f"y contains labels {unseen.tolist()!r} that are not in classes "
+                f"{classes.tolist()!r}; pass every class of the stream in classes on the "
+                "first call."
+            )
+        return classes
+
+    def _warn_if_unshuffled(self, targets, stream):
+        """Warn when a chunk's labels look like an unshuffled slice of the stream."""
+        from scipy.stats import chisquare
+
+        counts = np.bincount(targets, minlength=len(stream["seen"]))
+        if np.count_nonzero(counts) == 1:
+            label = self.classes_.tolist()[int(np.argmax(counts))]
+            warnings.warn(
+                f"partial_fit got a chunk whose {len(targets)} labels are all {label!r}: "
+                "the input is probably not shuffled. Shuffle the corpus before cutting it "
+                "into chunks, or the model will drift towards each chunk's class.",
+                UserWarning, stacklevel=3,
+            )
+            return
+        seen = stream["seen"]
+        if seen.sum() == 0:
+            return
+        # Is this chunk a plausible draw from the class balance seen so far? A
+        # chi-square test guards small chunks, the total variation gap large ones.
+        expected = (seen + 1) / (seen + 1).sum() * counts.sum()
+        p_value = chisquare(counts, expected).pvalue
+        gap = 0.5 * np.abs(counts / counts.sum() - seen / seen.sum()).sum()
+        if p_value < 1e-6 and gap > 0.25:
+            warnings.warn(
+                f"The class balance of this chunk differs from the chunks seen so far "
+                f"by {gap:.0%} (total variation, chi-square p={p_value:.1e}): the input "
+                "is probably not shuffled. Shuffle the corpus before cutting it into "
+                "chunks.",
+                UserWarning, stacklevel=3,
+            )
+
+    def _maybe_checkpoint(self):
+        """Write a checkpoint when ``checkpoint_every`` steps have passed since the last."""
+        if self.checkpoint_dir is None:
+            return
+        step = self._stream["scheduler"].last_epoch
+        if self.checkpoint_every is None or (
+            step - self._stream["last_checkpoint"] >= self.checkpoint_every
+        ):
+            self.save_checkpoint(self.checkpoint_dir)
+
+    def save_checkpoint(self, checkpoint_dir):
+        """Write the estimator and its training state as a new checkpoint folder.
+
+        The folder ``ckpt-<step>`` holds ``estimator.skops`` (parameters, weights,
+        tokenizer) and ``stream.pt`` (optimizer, schedule, random states, counters,
+        read back with ``torch.load(weights_only=True)``). It is written under a
+        temporary name and renamed when complete; the ``keep_checkpoints`` newest are
+        kept.
+
+        Parameters
+        ----------
+        checkpoint_dir : str or os.PathLike
+            Folder of the checkpoints.
+
+        Returns
+        -------
+        path : pathlib.Path
+            The new checkpoint folder.
+        """
+        import io
+
+        import skops.io as sio
+        import torch
+
+        from ._checkpoint import write_checkpoint
+
+        check_is_fitted(self)
+        if not hasattr(self, "_stream"):
+            raise ValueError("save_checkpoint needs a partial_fit stream to save; call "
+                             "partial_fit first (a model from fit is saved with skops).")
+        stream = self._stream
+        state = {
+            "format": _CHECKPOINT_FORMAT,
+            "optimizer": stream["optimizer"].state_dict(),
+            "scheduler": stream["scheduler"].state_dict(),
+            "scaler": None if stream["scaler"] is None else stream["scaler"].state_dict(),
+            "rng": stream["rng"].bit_generator.state,
+            "torch_rng": stream["torch_rng"],
+            "seen": torch.from_numpy(stream["seen"]),
+            "warmup_steps": stream["warmup_steps"],
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        step = stream["scheduler"].last_epoch
+        path = write_checkpoint(
+            checkpoint_dir, step,
+            {"estimator.skops": sio.dumps(self), "stream.pt": buffer.getvalue()},
+            keep=self.keep_checkpoints,
+        )
+        stream["last_checkpoint"] = step
+        return path
+
+    @classmethod
+    def resume(cls, checkpoint_dir, *, trusted=None):
+        """Load the newest complete checkpoint of ``checkpoint_dir`` to continue training.
+
+        The returned estimator continues exactly where the checkpoint left off: call
+        ``partial_fit`` on the chunks after the first ``n_iter_`` ones.
+
+        Parameters
+        ----------
+        checkpoint_dir : str or os.PathLike
+            Folder written by ``partial_fit`` with ``checkpoint_dir`` set.
+        trusted : list of str, default=None
+            Extra types for skops to trust, such as a custom head factory; the
+            estimator's own type is always trusted.
+
+        Returns
+        -------
+        estimator : BertTextClassifier
+        """
+        import skops.io as sio
+        import torch
+
+        from ._checkpoint import latest_checkpoint
+
+        path = latest_checkpoint(checkpoint_dir)
+        try:
+            estimator = sio.load(
+                path / "estimator.skops", trusted=TRUSTED_TYPES + list(trusted or [])
+            )
+            state = torch.load(path / "stream.pt", weights_only=True)
+            if not isinstance(estimator, cls) or state.get("format") != _CHECKPOINT_FORMAT:
+                raise TypeError("it does not hold a BertTextClassifier training state")
+        except Exception as exc:
+            raise ValueError(
+                f"Checkpoint {os.fspath(path)!r} is corrupt or not an skbert checkpoint "
+                f"({type(exc).__name__}: {exc}). Nothing was changed; remove it to resume "
+                "from an older checkpoint."
+            ) from exc
+        estimator._restore_stream(state)
+        return estimator
+
+    def _restore_stream(self, state):
+        """Rebuild optimizer, schedule and random states from a checkpoint's state."""
+        from ._training import resolve_device
+
+        device = resolve_device(self.device)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng"]
+        stream = {
+            "module": self.model_.to(device), "tokenizer": self.tokenizer_, "device": device,
+            "rng": rng, "torch_rng": state["torch_rng"], "seen": state["seen"].numpy().copy(),
+            "warmup_steps": state["warmup_steps"],
+            "last_checkpoint": state["scheduler"]["last_epoch"],
+        }
+        self._new_optimizer(stream, None)
+        stream["optimizer"].load_state_dict(state["optimizer"])
+        stream["scheduler"].load_state_dict(state["scheduler"])
+        if stream["scaler"] is not None and state["scaler"] is not None:
+            stream["scaler"].load_state_dict(state["scaler"])
+        self._stream = stream
+
+    def _start(self, classes, n_train, seed, incremental):
+        """Load the pretrained parts, build the network, optimizer and schedule."""
+        import torch
+
+        from . import _modeling, _pretrained, _training
+        from ._batching import n_length_grouped_batches
+
+        device = _training.resolve_device(self.device)
+        warm = incremental and hasattr(self, "model_")  # a fitted or loaded estimator
+        if warm:
+            tokenizer, module = self.tokenizer_, self.model_
+        else:
+            tokenizer = _pretrained.load_tokenizer(self.model_name_or_path)
+            backbone = _pretrained.load_backbone(
+                _pretrained.resolve_model_path(self.model_name_or_path)
+            )
+            self._check_max_length(backbone.config, tokenizer)
+            self._check_head()
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                module = _modeling.build_module(
+                    backbone, len(classes), pooling=self.pooling, head=self.head,
+                    dropout=self.head_dropout, frozen=self.freeze_base,
+                )
+                torch_rng = torch.get_rng_state()
+        if warm:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                torch_rng = torch.get_rng_state()
+        module.to(device)
+        if self.freeze_base:
+            steps_per_chunk = -(-n_train // self.batch_size)
+        else:
+            steps_per_chunk = n_length_grouped_batches(n_train, self.batch_size)
+        stream = {
+            "module": module, "tokenizer": tokenizer, "device": device,
+            "rng": np.random.default_rng(seed), "torch_rng": torch_rng,
+            "seen": np.zeros(len(classes), dtype=np.int64),
+            "warmup_steps": None, "last_checkpoint": 0,
+        }
+        if incremental:
+            stream["warmup_steps"] = (
+                int(self.warmup_fraction * self.max_steps) if self.max_steps
+                else max(1, round(self.warmup_fraction * steps_per_chunk))
+            )
+            total = None
+        else:
+            total = steps_per_chunk * self.max_iter
+        self._new_optimizer(stream, total)
+        return stream
+
+    def _new_optimizer(self, stream, total_steps):
+        """AdamW, schedule and (fp16) scaler for ``stream``'s module."""
+        import torch
+
+        from . import _modeling, _training
+
+        module, device = stream["module"], stream["device"]
+        groups = _modeling.parameter_groups(
+            module, self.learning_rate, self.head_learning_rate or self.learning_rate,
+            self.weight_decay, self.layer_decay,
+        )
+        optimizer = torch.optim.AdamW(groups)
+        if total_steps is None:
+            scheduler = _training.stream_schedule(
+                optimizer, stream["warmup_steps"], self.max_steps
+            )
+        else:
+            scheduler = _training.linear_schedule(
+                optimizer, int(self.warmup_fraction * total_steps), total_steps
+            )
+        scaler = None
+        if not self.freeze_base and _training.autocast_dtype(device) == torch.float16:
+            scaler = torch.amp.GradScaler("cuda")
+        stream.update(optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                      parameters=[p for group in groups for p in group["params"]])
+
+    def _training_steps(self, stream, encoding, train_rows, val_rows, targets, weights):
         """Return ``(train_pass, validate)`` closures for ``_training.run_epochs``.
 
         Full fine-tuning runs the whole network on shuffled, length-grouped batches of
@@ -310,27 +646,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         """
         import torch
 
-        from . import _modeling, _training
-        from ._batching import length_grouped_batches, n_length_grouped_batches, sorted_batches
+        from . import _training
+        from ._batching import length_grouped_batches, sorted_batches
 
+        module, device, rng = stream["module"], stream["device"], stream["rng"]
+        tokenizer = stream["tokenizer"]
         pad_id = tokenizer.pad_token_id
-        groups = _modeling.parameter_groups(
-            module, self.learning_rate, self.head_learning_rate or self.learning_rate,
-            self.weight_decay, self.layer_decay,
-        )
-        optimizer = torch.optim.AdamW(groups)
-        if self.freeze_base:
-            steps_per_epoch = -(-len(train_rows) // self.batch_size)
-        else:
-            steps_per_epoch = n_length_grouped_batches(len(train_rows), self.batch_size)
-        total_steps = steps_per_epoch * self.max_iter
-        scheduler = _training.linear_schedule(
-            optimizer, int(self.warmup_fraction * total_steps), total_steps
-        )
-        scaler = None
-        if not self.freeze_base and _training.autocast_dtype(device) == torch.float16:
-            scaler = torch.amp.GradScaler("cuda")
-        parameters = [p for group in groups for p in group["params"]]
         train_targets = targets[train_rows]
         train_weights = None if weights is None else weights[train_rows]
         lengths = np.diff(encoding[2])
@@ -371,9 +692,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         def train_pass(epoch):
             module.train()
             return _training.train_epoch(
-                forward, parameters, make_batches(), train_targets, train_weights,
-                optimizer, scheduler, device=device, max_grad_norm=self.max_grad_norm,
-                scaler=scaler, progress=self.verbose > 0, description=f"epoch {epoch + 1}",
+                forward, stream["parameters"], make_batches(), train_targets, train_weights,
+                stream["optimizer"], stream["scheduler"], device=device,
+                max_grad_norm=self.max_grad_norm, scaler=stream["scaler"],
+                progress=self.verbose > 0, description=f"epoch {epoch + 1}",
             )
 
         def validate():
@@ -426,10 +748,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                     f"head hidden sizes must be positive ints; got {self.head!r}."
                 )
 
-    def _validation_split(self, targets, seed):
+    def _validation_split(self, targets, seed, incremental):
         """Row indices for training and (with early stopping) validation."""
         rows = np.arange(len(targets))
-        if not self.early_stopping:
+        if incremental or not self.early_stopping:
             return rows, None
         from sklearn.model_selection import train_test_split
 
@@ -600,6 +922,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         needs neither the network nor the original model folder.
         """
         state = super().__getstate__()
+        # The optimizer and schedule of a partial_fit stream travel in checkpoints only.
+        state = {k: v for k, v in state.items() if k != "_stream"}
         if "model_" in state:
             from ._modeling import module_to_state
             from ._pretrained import tokenizer_to_state

@@ -102,6 +102,25 @@ def linear_schedule(optimizer, warmup_steps, total_steps):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def stream_schedule(optimizer, warmup_steps, max_steps=None):
+    """Schedule of a ``partial_fit`` stream, whose length may be unknown.
+
+    Linear warmup over ``warmup_steps``; then linear decay to 0 at ``max_steps`` when
+    it is given, else inverse square root decay, ``sqrt(warmup_steps / step)``, which
+    keeps falling however long the stream runs.
+    """
+    if max_steps is not None:
+        return linear_schedule(optimizer, warmup_steps, max_steps)
+    warmup = max(1, warmup_steps)
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return math.sqrt(warmup / (step + 1))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def batch_to_device(encoding, rows, pad_id, device):
     """Pad the texts ``rows`` of ``encoding`` and move the tensors to ``device``."""
     ids, type_ids, offsets = encoding

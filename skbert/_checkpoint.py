@@ -1,0 +1,69 @@
+"""Atomic checkpoint folders: written under a temporary name, renamed when complete.
+
+A checkpoint is a folder ``ckpt-<step>`` of files. It only ever appears under that
+name complete, so a crash while writing leaves at most a ``.ckpt-*.tmp-*`` folder,
+which is never read. This module imports nothing from skbert.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+_NAME = re.compile(r"^ckpt-(\d{12})$")
+
+
+def _complete(root):
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def write_checkpoint(root, step, files, keep):
+    """Write ``files`` ({name: bytes}) as checkpoint ``step`` under ``root``.
+
+    Keeps the ``keep`` newest checkpoints and returns the new folder.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".ckpt-{step:012d}.tmp-", dir=root))
+    try:
+        for name, data in files.items():
+            with open(staging / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        target = root / f"ckpt-{step:012d}"
+        if target.exists():  # the same step again: move the old one aside first
+            aside = Path(tempfile.mkdtemp(prefix=f".ckpt-{step:012d}.old-", dir=root))
+            os.replace(target, aside / "old")
+            os.replace(staging, target)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    for old in _complete(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def latest_checkpoint(root):
+    """The newest complete checkpoint folder under ``root``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root`` holds no complete checkpoint.
+    """
+    found = _complete(root)
+    if not found:
+        raise FileNotFoundError(
+            f"No checkpoint found in {os.fspath(root)!r}: expected folders named "
+            "ckpt-<step> written by BertTextClassifier(checkpoint_dir=...).partial_fit."
+        )
+    return found[-1]
