@@ -322,7 +322,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         y = check_labels(y, len(texts))
         sample_weight = check_sample_weight(sample_weight, len(texts))
         first = not incremental or not hasattr(self, "_stream")
-        classes = self._check_classes(y, classes, incremental, first)
+        classes = self._check_classes(y, classes, incremental)
         targets = np.searchsorted(classes, y).astype(np.int64)
         weights = self._loss_weights(classes, y, targets, sample_weight)
         seed = None
@@ -333,8 +333,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             stream = self._start(classes, len(train_rows), seed, incremental)
         else:
             stream = self._stream
-            self._warn_if_unshuffled(targets, stream)
         if incremental:
+            self._warn_if_unshuffled(targets, classes, stream["seen"])
             stream["seen"] += np.bincount(targets, minlength=len(classes))
         encoding = _tokenization.encode(stream["tokenizer"], texts, self.max_length)
         module, device = stream["module"], stream["device"]
@@ -362,8 +362,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         self.tokenizer_ = stream["tokenizer"]
         self._text_pairs = is_pair_input(texts)
         if incremental:
-            self.n_iter_ = getattr(self, "n_iter_", 0) + 1 if not first else 1
-            self.loss_curve_ = (self.loss_curve_ if not first else []) + loss_curve
+            self.n_iter_ = 1 if first else self.n_iter_ + 1
+            self.loss_curve_ = loss_curve if first else self.loss_curve_ + loss_curve
             self._stream = stream
             self._maybe_checkpoint()
         else:
@@ -371,7 +371,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             self.loss_curve_ = loss_curve
         return self
 
-    def _check_classes(self, y, classes, incremental, first):
+    def _check_classes(self, y, classes, incremental):
         """The classes of training: from y for fit; the stream's for partial_fit."""
         if not incremental:
             return check_classes(y)
@@ -406,13 +406,14 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             )
         return classes
 
-    def _warn_if_unshuffled(self, targets, stream):
+    @staticmethod
+    def _warn_if_unshuffled(targets, classes, seen):
         """Warn when a chunk's labels look like an unshuffled slice of the stream."""
         from scipy.stats import chisquare
 
-        counts = np.bincount(targets, minlength=len(stream["seen"]))
+        counts = np.bincount(targets, minlength=len(classes))
         if np.count_nonzero(counts) == 1:
-            label = self.classes_.tolist()[int(np.argmax(counts))]
+            label = classes.tolist()[int(np.argmax(counts))]
             warnings.warn(
                 f"partial_fit got a chunk whose {len(targets)} labels are all {label!r}: "
                 "the input is probably not shuffled. Shuffle the corpus before cutting it "
@@ -420,7 +421,6 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 UserWarning, stacklevel=3,
             )
             return
-        seen = stream["seen"]
         if seen.sum() == 0:
             return
         # Is this chunk a plausible draw from the class balance seen so far? A

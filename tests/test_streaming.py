@@ -81,6 +81,10 @@ def test_partial_fit_refuses_unsupported_params(tiny_model_dir, chunks, params, 
 def test_partial_fit_warns_on_unshuffled_chunks(tiny_model_dir, chunks):
     """Check the warnings for a one-class chunk and a chunk of very different balance."""
     X, y = chunks[0]
+    with pytest.warns(UserWarning, match="all 0: the input is probably not shuffled"):
+        BertTextClassifier(tiny_model_dir, **STREAM).partial_fit(
+            [t for t, label in zip(X, y, strict=True) if label == 0], y[y == 0], classes=[0, 1]
+        )
     clf = BertTextClassifier(tiny_model_dir, **STREAM).partial_fit(X, y, classes=[0, 1])
     with pytest.warns(UserWarning, match="all 1: the input is probably not shuffled"):
         clf.partial_fit([t for t, label in zip(X, y, strict=True) if label == 1],
