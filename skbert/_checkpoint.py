@@ -1,4 +1,4 @@
-"""Atomic checkpoint folders: written under a temporary name, renamed when complete.
+"""Atomic folders and checkpoints: written under a temporary name, renamed when complete.
 
 A checkpoint is a folder ``ckpt-<step>`` of files. It only ever appears under that
 name complete, so a crash while writing leaves at most a ``.ckpt-*.tmp-*`` folder,
@@ -36,19 +36,29 @@ def write_checkpoint(root, step, files, keep):
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-        target = root / f"ckpt-{step:012d}"
-        if target.exists():  # the same step again: move the old one aside first
-            aside = Path(tempfile.mkdtemp(prefix=f".ckpt-{step:012d}.old-", dir=root))
-            os.replace(target, aside / "old")
-            os.replace(staging, target)
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.replace(staging, target)
+        target = replace_folder(staging, root / f"ckpt-{step:012d}")
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     for old in _complete(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def replace_folder(staging, target):
+    """Rename the complete folder ``staging`` to ``target``, replacing an old one.
+
+    An existing ``target`` is moved aside first and deleted only once ``staging`` is in
+    place, so at every moment ``target`` is either the old folder or the new one.
+    """
+    staging, target = Path(staging), Path(target)
+    if target.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, aside / "old")
+        os.replace(staging, target)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(staging, target)
     return target
 
 

