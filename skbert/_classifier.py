@@ -34,6 +34,8 @@ _PREDICT_CHUNK_SIZE = 16384
 # The only type skops must trust to load a fitted estimator or checkpoint.
 TRUSTED_TYPES = ["skbert._classifier.BertTextClassifier"]
 _CHECKPOINT_FORMAT = "skbert-checkpoint-1"
+# Prediction halves its token budget after running out of memory, down to this.
+_MIN_BATCH_TOKENS = 64
 
 
 class BertTextClassifier(ClassifierMixin, BaseEstimator):
@@ -340,17 +342,24 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         module, device = stream["module"], stream["device"]
 
         cuda = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
+        with torch.random.fork_rng(devices=cuda), _training.deferred_interrupt() as interrupt:
             torch.set_rng_state(stream["torch_rng"])
             steps = self._training_steps(stream, encoding, train_rows, val_rows, targets,
-                                         weights)
+                                         weights, interrupt)
             stopper = None
             if val_rows is not None:
                 stopper = _training.EarlyStopping(module, self.n_iter_no_change, self.tol)
-            loss_curve = _training.run_epochs(
-                *steps, 1 if incremental else self.max_iter, stopper=stopper,
-                verbose=self.verbose,
-            )
+            try:
+                loss_curve = _training.run_epochs(
+                    *steps, 1 if incremental else self.max_iter, stopper=stopper,
+                    verbose=self.verbose,
+                )
+            except torch.OutOfMemoryError as exc:
+                raise RuntimeError(
+                    f"Out of memory on {device} while training with batch_size="
+                    f"{self.batch_size} and max_length={self.max_length}. Lower batch_size "
+                    "or max_length (or use freeze_base=True) and fit again."
+                ) from exc
             stream["torch_rng"] = torch.get_rng_state()
         module.eval()
         if stopper is not None:
@@ -637,7 +646,9 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         stream.update(optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                       parameters=[p for group in groups for p in group["params"]])
 
-    def _training_steps(self, stream, encoding, train_rows, val_rows, targets, weights):
+    def _training_steps(
+        self, stream, encoding, train_rows, val_rows, targets, weights, interrupt=None
+    ):
         """Return ``(train_pass, validate)`` closures for ``_training.run_epochs``.
 
         Full fine-tuning runs the whole network on shuffled, length-grouped batches of
@@ -696,6 +707,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 stream["optimizer"], stream["scheduler"], device=device,
                 max_grad_norm=self.max_grad_norm, scaler=stream["scaler"],
                 progress=self.verbose > 0, description=f"epoch {epoch + 1}",
+                interrupt=interrupt,
             )
 
         def validate():
@@ -772,17 +784,32 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
     # --------------------------------------------------------------- prediction
     def _logits(self, module, tokenizer, encoding, rows, device):
         """Logits of the texts ``rows`` of ``encoding`` (all when None), in that order."""
+        import torch
+
         from ._batching import sorted_batches
         from ._training import inference_dtype, predict_batches
 
         if rows is None:
             rows = np.arange(len(encoding[2]) - 1)
-        batches = sorted_batches(np.diff(encoding[2])[rows], self._batch_tokens(device))
         module.eval()
-        return predict_batches(
-            module, encoding, rows, batches, pad_id=tokenizer.pad_token_id, device=device,
-            dtype=inference_dtype(self.inference_dtype, device),
-        )
+        budget = self._batch_tokens(device)
+        while True:
+            batches = sorted_batches(np.diff(encoding[2])[rows], budget)
+            try:
+                return predict_batches(
+                    module, encoding, rows, batches, pad_id=tokenizer.pad_token_id,
+                    device=device, dtype=inference_dtype(self.inference_dtype, device),
+                )
+            except torch.OutOfMemoryError:
+                if budget <= _MIN_BATCH_TOKENS:
+                    raise
+                budget //= 2
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                warnings.warn(
+                    f"Out of memory on {device} while predicting; retrying with "
+                    f"predict_batch_tokens={budget}.", UserWarning, stacklevel=4,
+                )
 
     def _batch_tokens(self, device):
         """Token budget of a prediction batch on ``device``."""

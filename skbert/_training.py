@@ -4,9 +4,13 @@ No classes and no callbacks: the estimator calls these functions in order. This 
 uses ``_batching`` and nothing else from skbert.
 """
 
+import contextlib
 import functools
 import math
 import re
+import signal
+import threading
+import warnings
 
 import numpy as np
 import torch
@@ -169,6 +173,7 @@ def optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm=None, s
 def train_epoch(
     forward, parameters, batches, targets, weights, optimizer, scheduler, *,
     device, max_grad_norm=None, scaler=None, progress=False, description=None,
+    interrupt=None,
 ):
     """Run one pass over ``batches`` and return the mean training loss.
 
@@ -197,6 +202,9 @@ def train_epoch(
         Show a tqdm progress bar.
     description : str or None
         Progress bar label.
+    interrupt : dict or None
+        The flag of ``deferred_interrupt``: when set, raise ``Interrupted`` after
+        the step in progress.
 
     Returns
     -------
@@ -217,6 +225,8 @@ def train_epoch(
         optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm, scaler)
         total_loss += value * len(rows)
         total_count += len(rows)
+        if interrupt is not None and interrupt["requested"]:
+            raise Interrupted(total_loss / total_count)
     return total_loss / max(total_count, 1)
 
 
@@ -262,6 +272,33 @@ def predict_batches(
     return out
 
 
+class Interrupted(Exception):
+    """Raised inside the training loop, between steps, after Ctrl-C."""
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Turn Ctrl-C (SIGINT) into a flag read between optimizer steps.
+
+    A step is never cut in half: the loop stops after the step in progress, so the
+    weights, optimizer and schedule stay consistent. Only the main thread can own the
+    handler; elsewhere Ctrl-C behaves as usual.
+    """
+    flag = {"requested": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag["requested"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class EarlyStopping:
     """Track validation scores and keep a CPU copy of the best weights of ``module``."""
 
@@ -296,7 +333,15 @@ def run_epochs(train_pass, validate, max_iter, *, stopper=None, verbose=0):
     """
     loss_curve = []
     for epoch in range(max_iter):
-        loss = train_pass(epoch)
+        try:
+            loss = train_pass(epoch)
+        except Interrupted as stop:
+            loss_curve.append(stop.args[0])
+            warnings.warn(
+                f"Training interrupted by user during epoch {epoch + 1}; the estimator "
+                "keeps the weights of the last completed step.", UserWarning, stacklevel=4,
+            )
+            break
         loss_curve.append(loss)
         message = f"Epoch {epoch + 1}/{max_iter}: loss={loss:.4f}"
         stop = False

@@ -22,6 +22,15 @@ def _describe(value):
 
 def _check_text(value, index):
     if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"X contains text that is not valid Unicode at index {index} "
+                    f"({exc.reason}: {value[exc.start:exc.end]!r} at character {exc.start}). "
+                    "Decode the source bytes with errors='replace' to drop broken sequences."
+                ) from None
         return value
     if isinstance(value, (bytes, bytearray)):
         raise TypeError(

@@ -1,0 +1,140 @@
+"""Faults: Ctrl-C, non-finite losses, out-of-memory, odd unicode, random inputs."""
+
+import copy
+import os
+import pickle
+import signal
+
+import numpy as np
+import pytest
+import skops.io as sio
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from skbert import BertTextClassifier
+
+from .conftest import make_texts
+
+
+class _InterruptingHead(nn.Module):
+    """A linear head that sends SIGINT to this process on its 5th training forward."""
+
+    def __init__(self, in_features, n_classes):
+        super().__init__()
+        self.linear = nn.Linear(in_features, n_classes)
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+        return self.linear(x)
+
+
+def _nan_head(in_features, n_classes):
+    class NanHead(nn.Linear):
+        def forward(self, x):
+            out = super().forward(x)
+            return out * float("nan") if self.training else out
+
+    return NanHead(in_features, n_classes)
+
+
+def test_ctrl_c_keeps_last_consistent_state(tiny_params, toy_data):
+    """Check that Ctrl-C mid-fit stops after the step in progress, warns, and stays usable."""
+    X, y, X_test, _ = toy_data
+    clf = BertTextClassifier(**dict(tiny_params, head=_InterruptingHead, max_iter=5))
+    with pytest.warns(UserWarning, match="interrupted by user during epoch 1"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 1
+    proba = clf.predict_proba(X_test)
+    assert np.isfinite(proba).all()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_non_finite_loss_stops_before_updating(tiny_params, toy_data):
+    """Check that a NaN loss raises and leaves a stream's weights untouched."""
+    X, y, X_test, _ = toy_data
+    with pytest.raises(FloatingPointError, match="loss became nan.*not updated"):
+        BertTextClassifier(**dict(tiny_params, head=_nan_head)).fit(X, y)
+    good = BertTextClassifier(**tiny_params).partial_fit(X[:40], y[:40], classes=[0, 1])
+    before = good.predict_proba(X_test)
+    good.model_.head[-1].register_forward_hook(
+        lambda module, args, out: out * float("nan") if module.training else out
+    )
+    with pytest.raises(FloatingPointError):
+        good.partial_fit(X[40:80], y[40:80])
+    np.testing.assert_array_equal(good.predict_proba(X_test), before)
+
+
+def test_predict_out_of_memory_halves_budget_and_retries(fitted, toy_data):
+    """Check that OOM during prediction retries with half the token budget."""
+    _, _, X_test, _ = toy_data
+    expected = fitted.predict_proba(X_test)
+    clf = copy.deepcopy(fitted).set_params(predict_batch_tokens=4096)
+    real_forward = clf.model_.forward
+
+    def forward(input_ids, **kwargs):
+        if input_ids.numel() > 512:
+            raise torch.OutOfMemoryError("simulated")
+        return real_forward(input_ids, **kwargs)
+
+    clf.model_.forward = forward
+    with pytest.warns(UserWarning, match="retrying with predict_batch_tokens=512"):
+        proba = clf.predict_proba(X_test)
+    np.testing.assert_allclose(proba, expected, atol=1e-5)
+
+
+def test_fit_out_of_memory_suggests_smaller_batches(tiny_params, toy_data):
+    """Check that OOM during training names batch_size and max_length."""
+    X, y, _, _ = toy_data
+
+    def oom_head(in_features, n_classes):
+        class OomHead(nn.Linear):
+            def forward(self, x):
+                if self.training:
+                    raise torch.OutOfMemoryError("simulated")
+                return super().forward(x)
+
+        return OomHead(in_features, n_classes)
+
+    with pytest.raises(RuntimeError, match="Out of memory.*batch_size=16.*Lower batch_size"):
+        BertTextClassifier(**dict(tiny_params, head=oom_head)).fit(X, y)
+
+
+def test_invalid_unicode_is_named(fitted):
+    """Check that a lone surrogate (text that is not valid UTF-8) is refused by index."""
+    with pytest.raises(ValueError, match="not valid Unicode at index 1"):
+        fitted.predict(["fine", "broken \udcff here"])
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(st.text(max_size=60), min_size=1, max_size=12))
+def test_random_unicode_gives_finite_probabilities(fitted, texts):
+    """Check that any valid unicode text gets finite probabilities summing to 1."""
+    texts = [t for t in texts if not any(0xD800 <= ord(c) <= 0xDFFF for c in t)] or [""]
+    proba = fitted.predict_proba(texts)
+    assert proba.shape == (len(texts), 2)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_array_equal(fitted.predict(texts), fitted.classes_[proba.argmax(1)])
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(labels=st.lists(st.one_of(st.integers(-5, 5)), min_size=2, max_size=4, unique=True)
+       | st.lists(st.text(min_size=1, max_size=5), min_size=2, max_size=4, unique=True))
+def test_random_label_sets_round_trip(tiny_params, labels):
+    """Check that any label set comes back from predict and survives pickle and skops."""
+    X, idx = make_texts(40, seed=5, n_classes=2)
+    y = np.array(labels, dtype=object)[np.asarray(idx) % len(labels)]
+    y[: len(labels)] = labels  # every label present
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=1)).fit(X, list(y))
+    assert sorted(clf.classes_.tolist()) == sorted(labels)
+    assert set(clf.predict(X).tolist()) <= set(labels)
+    proba = clf.predict_proba(X[:5])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X[:5]), proba)
+    loaded = sio.loads(sio.dumps(clf), trusted=["skbert._classifier.BertTextClassifier"])
+    np.testing.assert_array_equal(loaded.predict_proba(X[:5]), proba)
