@@ -744,11 +744,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 f"max_position_embeddings={limit}; use max_length <= {limit}."
             )
         vocab = getattr(config, "vocab_size", None)
-        if vocab is not None and len(tokenizer) > vocab:
+        largest = max(tokenizer.get_vocab().values())
+        if vocab is not None and largest >= vocab:
             raise ValueError(
-                f"The tokenizer of {os.fspath(self.model_name_or_path)!r} has "
-                f"{len(tokenizer)} tokens but the model's vocab_size is {vocab}: they "
-                "do not belong together."
+                f"The tokenizer of {os.fspath(self.model_name_or_path)!r} produces token ids "
+                f"up to {largest} but the model's vocab_size is {vocab}: they do not "
+                "belong together."
             )
 
     def _check_head(self):

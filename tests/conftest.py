@@ -37,7 +37,8 @@ def build_tiny_bert(folder):
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
     pieces = [f"##{c}" for c in letters]
-    vocab = {tok: i for i, tok in enumerate(specials + words + letters + pieces)}
+    tokens = list(dict.fromkeys(specials + words + letters + pieces))  # "a" is a word too
+    vocab = {tok: i for i, tok in enumerate(tokens)}
     tokenizer = BertTokenizer(vocab=vocab)
     assert tokenizer.tokenize("good film")[0] == "good"  # vocab really loaded
     config = BertConfig(

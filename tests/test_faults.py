@@ -138,3 +138,44 @@ def test_random_label_sets_round_trip(tiny_params, labels):
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X[:5]), proba)
     loaded = sio.loads(sio.dumps(clf), trusted=["skbert._classifier.BertTextClassifier"])
     np.testing.assert_array_equal(loaded.predict_proba(X[:5]), proba)
+
+
+def test_failed_save_leaves_previous_folder_intact(tiny_model_dir, tmp_path, monkeypatch):
+    """Check that a save failing part-way keeps the previous checkpoint folder as it was."""
+    from skbert import MaskedLMPretrainer
+
+    pre = MaskedLMPretrainer(tiny_model_dir, max_length=32, device="cpu", random_state=0)
+    pre.fit(["good film", "bad plot", "dull acting"] * 4)
+    target = pre.save_pretrained(tmp_path / "domain")
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    def failing_save(folder, *args, **kwargs):
+        (folder / "tokenizer.json").write_text("half written")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(pre.tokenizer_, "save_pretrained", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        pre.save_pretrained(target)
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["domain"]  # no debris left
+
+
+def test_failed_checkpoint_write_keeps_older_checkpoints(tmp_path, monkeypatch):
+    """Check that a checkpoint write failing part-way leaves only complete checkpoints."""
+    from skbert import _checkpoint
+
+    _checkpoint.write_checkpoint(tmp_path, 3, {"a": b"old"}, keep=2)
+    real_fsync = os.fsync
+    calls = []
+
+    def failing_fsync(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError("I/O error (simulated)")
+        real_fsync(fd)
+
+    monkeypatch.setattr(_checkpoint.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="simulated"):
+        _checkpoint.write_checkpoint(tmp_path, 6, {"a": b"new", "b": b"new"}, keep=2)
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000000000003"]
+    assert _checkpoint.latest_checkpoint(tmp_path).joinpath("a").read_bytes() == b"old"

@@ -166,3 +166,18 @@ def test_dataframe_of_three_columns_rejected(tiny_params):
     df = pd.DataFrame({"a": X_OK, "b": X_OK, "c": X_OK})
     with pytest.raises(ValueError, match=r"shape \(4, 3\)"):
         BertTextClassifier(**tiny_params).fit(df, Y_OK)
+
+
+def test_fit_refuses_tokenizer_of_another_model(tiny_model_dir, tiny_params, tmp_path):
+    """Check that a tokenizer whose ids exceed the model's vocabulary is refused."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tiny_model_dir, mixed)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.add_tokens(["brandnewword"])
+    tokenizer.save_pretrained(mixed)
+    with pytest.raises(ValueError, match="token ids up to .* vocab_size is .* do not belong"):
+        BertTextClassifier(**dict(tiny_params, model_name_or_path=str(mixed))).fit(X_OK, Y_OK)
