@@ -111,6 +111,11 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:<index>" or "mps".
         CUDA trains in mixed precision (bf16 where supported, else fp16 with a
         gradient scaler).
+    training_dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Precision of training. "auto" trains with bf16 autocast on GPUs that support
+        it, fp16 autocast with a gradient scaler on older GPUs, and fp32 on CPUs.
+        "bfloat16" on a CPU with native bf16 trained 1.3x faster at the same
+        accuracy (``benchmarks/bench_train.py``); "float16" needs CUDA.
     inference_dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         Precision of prediction. "auto" runs bf16 autocast on GPUs and on CPUs with
         native bf16 (AVX512-BF16 or AMX), fp16 on older GPUs, and fp32 elsewhere.
@@ -188,6 +193,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "device": [str],
+        "training_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
         "inference_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
         "predict_batch_tokens": [Interval(Integral, 8, None, closed="left"), None],
         "max_steps": [Interval(Integral, 1, None, closed="left"), None],
@@ -221,6 +227,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         tol=1e-4,
         class_weight=None,
         device="auto",
+        training_dtype="auto",
         inference_dtype="auto",
         predict_batch_tokens=None,
         max_steps=None,
@@ -250,6 +257,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.class_weight = class_weight
         self.device = device
+        self.training_dtype = training_dtype
         self.inference_dtype = inference_dtype
         self.predict_batch_tokens = predict_batch_tokens
         self.max_steps = max_steps
@@ -640,10 +648,11 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             scheduler = _training.linear_schedule(
                 optimizer, int(self.warmup_fraction * total_steps), total_steps
             )
+        dtype = _training.training_dtype(self.training_dtype, device)
         scaler = None
-        if not self.freeze_base and _training.autocast_dtype(device) == torch.float16:
+        if not self.freeze_base and dtype is torch.float16:
             scaler = torch.amp.GradScaler("cuda")
-        stream.update(optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+        stream.update(optimizer=optimizer, scheduler=scheduler, scaler=scaler, dtype=dtype,
                       parameters=[p for group in groups for p in group["params"]])
 
     def _training_steps(
@@ -705,7 +714,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             return _training.train_epoch(
                 forward, stream["parameters"], make_batches(), train_targets, train_weights,
                 stream["optimizer"], stream["scheduler"], device=device,
-                max_grad_norm=self.max_grad_norm, scaler=stream["scaler"],
+                dtype=stream["dtype"], max_grad_norm=self.max_grad_norm, scaler=stream["scaler"],
                 progress=self.verbose > 0, description=f"epoch {epoch + 1}",
                 interrupt=interrupt,
             )

@@ -50,11 +50,35 @@ def resolve_device(device):
     return torch.device(device)
 
 
-def autocast_dtype(device):
-    """Mixed-precision dtype for training on ``device``: bf16 or fp16 on CUDA, else None."""
-    if device.type != "cuda":
-        return None
+def _cuda_amp_dtype():
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def training_dtype(requested, device):
+    """Autocast dtype for training on ``device``, or None for full precision.
+
+    "auto" takes bf16 on GPUs that support it, fp16 on older GPUs (with a gradient
+    scaler), and fp32 on CPUs and MPS; "bfloat16" also runs on CPUs; "float16" needs
+    CUDA.
+    """
+    if requested == "auto":
+        return _cuda_amp_dtype() if device.type == "cuda" else None
+    dtype = _INFERENCE_DTYPES[requested]
+    if dtype is torch.float16 and device.type != "cuda":
+        raise ValueError(
+            f"training_dtype='float16' needs a CUDA device; got {device}. Use 'bfloat16' "
+            "or 'float32'."
+        )
+    _check_cuda_bf16(dtype, device, "training_dtype")
+    return dtype
+
+
+def _check_cuda_bf16(dtype, device, name):
+    if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(
+            f"{name}='bfloat16' was requested but this GPU has no bf16 support; use 'auto' "
+            "or 'float16'."
+        )
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,14 +106,10 @@ def inference_dtype(requested, device):
     """
     if requested != "auto":
         dtype = _INFERENCE_DTYPES[requested]
-        if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError(
-                "inference_dtype='bfloat16' was requested but this GPU has no bf16 support; "
-                "use 'auto' or 'float16'."
-            )
+        _check_cuda_bf16(dtype, device, "inference_dtype")
         return dtype
     if device.type == "cuda":
-        return autocast_dtype(device)
+        return _cuda_amp_dtype()
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
@@ -172,7 +192,7 @@ def optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm=None, s
 
 def train_epoch(
     forward, parameters, batches, targets, weights, optimizer, scheduler, *,
-    device, max_grad_norm=None, scaler=None, progress=False, description=None,
+    device, dtype=None, max_grad_norm=None, scaler=None, progress=False, description=None,
     interrupt=None,
 ):
     """Run one pass over ``batches`` and return the mean training loss.
@@ -194,6 +214,8 @@ def train_epoch(
         Stepped once per batch.
     device : torch.device
         Where the logits are computed.
+    dtype : torch.dtype or None
+        Autocast dtype of the forward pass (see ``training_dtype``), or None.
     max_grad_norm : float or None
         Gradient clipping threshold.
     scaler : torch.amp.GradScaler or None
@@ -211,10 +233,9 @@ def train_epoch(
     loss : float
         Mean per-text loss over the pass.
     """
-    amp = autocast_dtype(device)
     total_loss, total_count = 0.0, 0
     for rows in tqdm(batches, desc=description, disable=not progress, leave=False):
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = forward(rows)
         y = torch.from_numpy(targets[rows]).to(device)
         losses = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none")

@@ -100,3 +100,22 @@ def test_cuda_predict_matches_cpu(fitted):
     gpu = copy.deepcopy(fitted).set_params(device="cuda")
     np.testing.assert_allclose(gpu.predict_proba(TEXTS), cpu, atol=2e-2)
     assert next(gpu.model_.parameters()).is_cuda
+
+
+def test_training_dtype_resolution(monkeypatch):
+    """Check training precision: fp32 on CPU by default, bf16 on request, fp16 needs CUDA."""
+    cpu = torch.device("cpu")
+    assert _training.training_dtype("auto", cpu) is None
+    assert _training.training_dtype("bfloat16", cpu) is torch.bfloat16
+    with pytest.raises(ValueError, match="training_dtype='float16' needs a CUDA device"):
+        _training.training_dtype("float16", cpu)
+
+
+def test_bf16_training_on_cpu_learns_reproducibly(tiny_params, toy_data):
+    """Check that bf16 autocast training learns the toy task and is deterministic."""
+    X, y, X_test, y_test = toy_data
+    params = dict(tiny_params, training_dtype="bfloat16", inference_dtype="float32")
+    a = BertTextClassifier(**params).fit(X, y)
+    b = BertTextClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
+    assert a.score(X_test, y_test) > 0.85

@@ -1,0 +1,112 @@
+"""Training speed: skbert against the transformers Trainer, same model, data and settings.
+
+In one process: the default model (all-MiniLM-L6-v2), an 8,000-text slice of SST-2
+train, batch 32, learning rate 5e-5, 1 epoch, 10% warmup then linear decay,
+max_length 128, fp32 on the CPU (and skbert once more with bf16 autocast). The Trainer
+gets AutoModelForSequenceClassification with DataCollatorWithPadding (per-batch padding,
+random batches); skbert its defaults (length-grouped batches). skbert's time includes
+loading the model and tokenizing; the Trainer's does not. Prints samples/s, real
+tokens/s and SST-2 dev accuracy, and the ratios to the Trainer. Needs the bench extra
+(accelerate, for the Trainer). Run it alone.
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _data import DEFAULT_DATA_DIR, require, sst2, subsample
+
+from skbert import BertTextClassifier
+from skbert._pretrained import DEFAULT_MODEL, quiet_transformers, resolve_model_path
+
+SETTINGS = dict(batch_size=32, learning_rate=5e-5, epochs=1, warmup=0.1, max_length=128)
+
+
+def run_trainer(X, y, X_dev, y_dev, workdir):
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    path = resolve_model_path(DEFAULT_MODEL)
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    enc = tokenizer(X, truncation=True, max_length=SETTINGS["max_length"])
+    train = [{"input_ids": ids, "attention_mask": m, "labels": int(label)}
+             for ids, m, label in zip(enc["input_ids"], enc["attention_mask"], y, strict=True)]
+    args = TrainingArguments(
+        output_dir=str(workdir), per_device_train_batch_size=SETTINGS["batch_size"],
+        learning_rate=SETTINGS["learning_rate"], num_train_epochs=SETTINGS["epochs"],
+        warmup_steps=SETTINGS["warmup"], lr_scheduler_type="linear", weight_decay=0.01,
+        max_grad_norm=1.0, use_cpu=True, report_to=[], save_strategy="no",
+        eval_strategy="no", logging_strategy="no", disable_tqdm=True, seed=0,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=train,
+                      data_collator=DataCollatorWithPadding(tokenizer))
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    model.eval()
+    dev = tokenizer(X_dev, truncation=True, max_length=SETTINGS["max_length"], padding=True,
+                    return_tensors="pt")
+    with torch.inference_mode():
+        pred = model(**dev).logits.argmax(1).numpy()
+    return seconds, float(np.mean(pred == y_dev)), sum(map(len, enc["input_ids"]))
+
+
+def run_skbert(X, y, X_dev, y_dev, training_dtype="auto"):
+    clf = BertTextClassifier(
+        batch_size=SETTINGS["batch_size"], learning_rate=SETTINGS["learning_rate"],
+        max_iter=SETTINGS["epochs"], warmup_fraction=SETTINGS["warmup"],
+        max_length=SETTINGS["max_length"], device="cpu", random_state=0,
+        training_dtype=training_dtype, inference_dtype="float32",
+    )
+    start = time.perf_counter()
+    clf.fit(X, y)
+    seconds = time.perf_counter() - start  # includes loading and tokenizing
+    return seconds, clf.score(X_dev, y_dev)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--n-train", type=int, default=8000)
+    parser.add_argument("--out", default=Path(__file__).parent / "results" / "bench_train.json")
+    args = parser.parse_args(argv)
+    require(args.data_dir)
+    X, y = subsample(*sst2(args.data_dir, "train"), args.n_train, seed=0)
+    X_dev, y_dev = sst2(args.data_dir, "dev")
+    with tempfile.TemporaryDirectory() as workdir:
+        trainer_s, trainer_acc, tokens = run_trainer(X, y, X_dev, y_dev, workdir)
+    rows = [("transformers Trainer", trainer_s, trainer_acc)]
+    for dtype in ("float32", "bfloat16"):
+        rows.append((f"skbert, {dtype}", *run_skbert(X, y, X_dev, y_dev, dtype)))
+    print(f"{len(X)} SST-2 training texts ({tokens} real tokens), {SETTINGS}")
+    print(f"| {'path':<22} | {'samples/s':>9} | {'tokens/s':>8} | {'dev accuracy':>12} |")
+    print(f"|{'-' * 24}|{'-' * 11}|{'-' * 10}|{'-' * 14}|")
+    for name, seconds, acc in rows:
+        print(f"| {name:<22} | {len(X) / seconds:>9.1f} | {tokens / seconds:>8.0f} | "
+              f"{acc:>12.3f} |")
+    for name, seconds, acc in rows[1:]:
+        print(f"{name} / Trainer samples/s: {trainer_s / seconds:.2f}x; dev accuracy "
+              f"difference {acc - trainer_acc:+.3f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({
+        "settings": SETTINGS, "n_train": len(X), "real_tokens": tokens,
+        "rows": [{"path": n, "seconds": s_, "samples_per_s": len(X) / s_,
+                  "dev_accuracy": a, "vs_trainer": trainer_s / s_} for n, s_, a in rows],
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
