@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from skbert import BertTextClassifier, MaskedLMPretrainer, _modeling, _training
-from skbert._batching import sorted_batches
 
 CALLS = []
 
@@ -200,9 +199,3 @@ def test_mask_tokens_follows_bert_recipe():
     assert abs(share_masked - 0.8) < 0.02
     assert 0.09 < share_same < 0.12  # 10% kept, plus random draws that hit the same id
     assert torch.equal(masked[~chosen], ids[~chosen])
-
-
-def test_sorted_feature_batches_cover_rows():
-    """Check the feature-extraction batching helper on its own."""
-    lengths = np.array([3, 9, 1, 4])
-    assert sorted(np.concatenate(sorted_batches(lengths, 16)).tolist()) == [0, 1, 2, 3]
