@@ -593,19 +593,18 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             backbone = _pretrained.load_backbone(
                 _pretrained.resolve_model_path(self.model_name_or_path)
             )
-            self._check_max_length(backbone.config, tokenizer)
+            _pretrained.check_compatible(
+                backbone.config, tokenizer, self.max_length, self.model_name_or_path
+            )
             self._check_head()
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            if not warm:
                 module = _modeling.build_module(
                     backbone, len(classes), pooling=self.pooling, head=self.head,
                     dropout=self.head_dropout, frozen=self.freeze_base,
                 )
-                torch_rng = torch.get_rng_state()
-        if warm:
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                torch_rng = torch.get_rng_state()
+            torch_rng = torch.get_rng_state()
         module.to(device)
         if self.freeze_base:
             steps_per_chunk = -(-n_train // self.batch_size)
@@ -744,22 +743,6 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         if sample_weight is not None:
             weights = sample_weight if weights is None else weights * sample_weight
         return weights
-
-    def _check_max_length(self, config, tokenizer):
-        limit = getattr(config, "max_position_embeddings", None)
-        if limit is not None and self.max_length > limit:
-            raise ValueError(
-                f"max_length={self.max_length} is larger than the model's "
-                f"max_position_embeddings={limit}; use max_length <= {limit}."
-            )
-        vocab = getattr(config, "vocab_size", None)
-        largest = max(tokenizer.get_vocab().values())
-        if vocab is not None and largest >= vocab:
-            raise ValueError(
-                f"The tokenizer of {os.fspath(self.model_name_or_path)!r} produces token ids "
-                f"up to {largest} but the model's vocab_size is {vocab}: they do not "
-                "belong together."
-            )
 
     def _check_head(self):
         if isinstance(self.head, tuple):

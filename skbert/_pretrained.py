@@ -116,6 +116,23 @@ def load_backbone(path, masked_lm=False):
         ) from exc
 
 
+def check_compatible(config, tokenizer, max_length, name_or_path):
+    """Refuse a ``max_length`` beyond the model's positions, or a foreign tokenizer."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is not None and max_length > limit:
+        raise ValueError(
+            f"max_length={max_length} is larger than the model's "
+            f"max_position_embeddings={limit}; use max_length <= {limit}."
+        )
+    vocab = getattr(config, "vocab_size", None)
+    largest = max(tokenizer.get_vocab().values())
+    if vocab is not None and largest >= vocab:
+        raise ValueError(
+            f"The tokenizer of {os.fspath(name_or_path)!r} produces token ids up to "
+            f"{largest} but the model's vocab_size is {vocab}: they do not belong together."
+        )
+
+
 def tokenizer_to_state(tokenizer):
     """Return the tokenizer's saved files as a dict of file name to bytes."""
     with tempfile.TemporaryDirectory() as folder:

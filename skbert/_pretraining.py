@@ -1,7 +1,6 @@
 """Further pre-training: masked language modelling on the user's unlabelled texts."""
 
-import os
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
@@ -9,6 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from ._classifier import BertTextClassifier
 from ._pretrained import DEFAULT_MODEL
 from ._validation import check_texts
 
@@ -63,18 +63,15 @@ class MaskedLMPretrainer(BaseEstimator):
     """
 
     _parameter_constraints = {
-        "model_name_or_path": [str, os.PathLike],
-        "max_length": [Interval(Integral, 2, None, closed="left")],
+        **{
+            name: BertTextClassifier._parameter_constraints[name]
+            for name in (
+                "model_name_or_path", "max_length", "learning_rate", "weight_decay",
+                "warmup_fraction", "max_grad_norm", "batch_size", "max_iter", "device",
+                "random_state", "verbose",
+            )
+        },
         "mlm_probability": [Interval(Real, 0, 1, closed="neither")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
-        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "device": [str],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -165,12 +162,9 @@ class MaskedLMPretrainer(BaseEstimator):
         model = _pretrained.load_backbone(
             _pretrained.resolve_model_path(self.model_name_or_path), masked_lm=True
         )
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if limit is not None and self.max_length > limit:
-            raise ValueError(
-                f"max_length={self.max_length} is larger than the model's "
-                f"max_position_embeddings={limit}; use max_length <= {limit}."
-            )
+        _pretrained.check_compatible(
+            model.config, tokenizer, self.max_length, self.model_name_or_path
+        )
         model.to(self._device)
         groups = _modeling.decay_groups(model, self.learning_rate, self.weight_decay)
         self._optimizer = torch.optim.AdamW(groups)
