@@ -58,3 +58,13 @@ def subsample(X, y, n, seed=0):
         return X, y
     rows = np.random.default_rng(seed).choice(len(X), size=n, replace=False)
     return [X[i] for i in rows], np.asarray(y)[rows]
+
+
+def ag_news_split(data_dir, test_size=0.2, seed=0):
+    """AG News test.csv split 80/20 at random with a fixed seed: (train, test) pairs."""
+    texts, labels = ag_news(data_dir)
+    test = np.zeros(len(texts), dtype=bool)
+    rng = np.random.default_rng(seed)
+    test[rng.choice(len(texts), size=int(test_size * len(texts)), replace=False)] = True
+    pick = lambda mask: ([t for t, m in zip(texts, mask, strict=True) if m], labels[mask])  # noqa: E731
+    return pick(~test), pick(test)

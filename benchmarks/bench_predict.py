@@ -6,8 +6,12 @@ short; AG News, longer), measures real (non-pad) tokens per second of:
 - the transformers text-classification pipeline, default and batch_size=64;
 - padding every text to 128 in batches of 32 (fp32);
 - sorting by length with dynamic padding in batches of 64, fp32 and bf16 autocast;
-- skbert's predict_proba end to end (tokenization included), fp32 and "auto", and its
-  token budget swept.
+- skbert's predict_proba end to end (tokenization included), fp32, "auto" and "int8",
+  with its token budget swept;
+- the CPU serving anchors of int8 inference, on the same pre-tokenized token-sorted
+  batches of 64: torch fp32, ONNX Runtime fp32 and int8 (its dynamic quantization of
+  skbert's ``export_onnx`` graph), and torch's dynamic int8 quantization of the Linear
+  layers (``--no-onnx`` skips the ONNX rows).
 
 Prints one table per dataset with the ratio to the pipeline's default and to a measured
 bf16 matmul peak (GFLOP/s of this CPU divided by the model's FLOPs per token), and writes
@@ -16,8 +20,11 @@ beside another busy process.
 """
 
 import argparse
+import copy
 import json
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +83,68 @@ def manual_batches(model, tokenizer, texts, *, batch_size, sort, pad_to=None, dt
     return run
 
 
-def bench_dataset(name, texts, clf, seq_model, tokenizer, pipe, repeats, peak):
+def presorted_batches(tokenizer, texts, batch_size=64):
+    """Token-sorted batches of ``batch_size``, tokenized and padded ahead of timing."""
+    ids = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
+    order = np.argsort([len(e) for e in ids], kind="stable")
+    return [
+        tokenizer.pad({"input_ids": [ids[r] for r in order[i : i + batch_size]]},
+                      return_tensors="np")
+        for i in range(0, len(order), batch_size)
+    ]
+
+
+def torch_runner(module, batches):
+    def run():
+        with torch.inference_mode():
+            for b in batches:
+                module(input_ids=torch.from_numpy(b["input_ids"]),
+                       attention_mask=torch.from_numpy(b["attention_mask"]))
+
+    return run
+
+
+def onnx_runner(path, batches):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run():
+        for b in batches:
+            session.run(["logits"], {"input_ids": b["input_ids"].astype(np.int64),
+                                     "attention_mask": b["attention_mask"].astype(np.int64)})
+
+    return run
+
+
+def int8_anchors(clf, tokenizer, texts, add, onnx):
+    """The rows of the int8 issue's table: pre-tokenized sorted batches of 64."""
+    from torch.ao.quantization import quantize_dynamic
+
+    batches = presorted_batches(tokenizer, texts)
+    module = clf.model_.float().eval()
+    add("anchor: torch fp32, pre-tokenized sorted batches of 64", torch_runner(module, batches))
+    if onnx:
+        from onnxruntime.quantization import QuantType
+        from onnxruntime.quantization import quantize_dynamic as ort_quantize
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = clf.export_onnx(Path(tmp) / "onnx")
+            add("anchor: ONNX Runtime fp32, same batches",
+                onnx_runner(folder / "model.onnx", batches))
+            ort_quantize(folder / "model.onnx", folder / "model.int8.onnx",
+                         weight_type=QuantType.QInt8)
+            add("anchor: ONNX Runtime int8 (dynamic quantization)",
+                onnx_runner(folder / "model.int8.onnx", batches))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = quantize_dynamic(copy.deepcopy(module), {torch.nn.Linear}, dtype=torch.qint8)
+    add("anchor: torch int8 (dynamic quantization of Linear)", torch_runner(quantized, batches))
+
+
+def bench_dataset(name, texts, clf, seq_model, tokenizer, pipe, repeats, peak, onnx):
     ids = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
     real_tokens = sum(map(len, ids))
     rows = []
@@ -96,8 +164,9 @@ def bench_dataset(name, texts, clf, seq_model, tokenizer, pipe, repeats, peak):
         manual_batches(seq_model, tokenizer, texts, batch_size=64, sort=True))
     add("same under CPU bf16 autocast",
         manual_batches(seq_model, tokenizer, texts, batch_size=64, sort=True, dtype=torch.bfloat16))
+    int8_anchors(clf, tokenizer, texts, add, onnx)
     reference = None
-    for dtype in ("float32", "auto"):
+    for dtype in ("float32", "auto", "int8"):
         for budget in (1024, 2048, 4096):
             clf.set_params(inference_dtype=dtype, predict_batch_tokens=budget)
             add(f"skbert predict_proba, {dtype}, budget {budget}",
@@ -134,6 +203,8 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     parser.add_argument("--n-ag-news", type=int, default=2000, help="AG News texts used")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--no-onnx", dest="onnx", action="store_false",
+                        help="skip the ONNX Runtime rows (needs onnxruntime, onnxscript)")
     parser.add_argument("--out", default=Path(__file__).parent / "results" / "bench_predict.json")
     args = parser.parse_args(argv)
     require(args.data_dir)
@@ -156,9 +227,10 @@ def main(argv=None):
           f"{cpu_has_native_bf16()}; bf16 matmul peak {gflops / 1e9:.0f} GFLOP/s = "
           f"{peak:,.0f} tokens/s for this model")
     results = [
-        bench_dataset("SST-2 dev", sst_texts, clf, seq_model, tokenizer, pipe, args.repeats, peak),
+        bench_dataset("SST-2 dev", sst_texts, clf, seq_model, tokenizer, pipe, args.repeats, peak,
+                      args.onnx),
         bench_dataset(f"AG News (first {len(ag_texts)})", ag_texts, clf, seq_model, tokenizer,
-                      pipe, args.repeats, peak),
+                      pipe, args.repeats, peak, args.onnx),
     ]
     for result in results:
         print_table(result)

@@ -5,6 +5,7 @@ loop live in their own modules and are called from here.
 """
 
 import os
+import threading
 import warnings
 from numbers import Integral, Real
 
@@ -36,6 +37,8 @@ TRUSTED_TYPES = ["skbert._classifier.BertTextClassifier"]
 _CHECKPOINT_FORMAT = "skbert-checkpoint-1"
 # Prediction halves its token budget after running out of memory, down to this.
 _MIN_BATCH_TOKENS = 64
+# Serialises building the int8 copy of a model when threads predict at once.
+_INT8_LOCK = threading.Lock()
 
 
 class BertTextClassifier(ClassifierMixin, BaseEstimator):
@@ -116,9 +119,13 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         it, fp16 autocast with a gradient scaler on older GPUs, and fp32 on CPUs.
         "bfloat16" on a CPU with native bf16 trained 1.3x faster at the same
         accuracy (``benchmarks/bench_train.py``); "float16" needs CUDA.
-    inference_dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+    inference_dtype : {"auto", "float32", "bfloat16", "float16", "int8"}, default="auto"
         Precision of prediction. "auto" runs bf16 autocast on GPUs and on CPUs with
         native bf16 (AVX512-BF16 or AMX), fp16 on older GPUs, and fp32 elsewhere.
+        "int8" (CPU only, opt-in) runs the encoder's Linear layers with dynamic int8
+        quantization: a quantized copy of the fitted network is made once and kept
+        for later calls; training never uses it. It is the fastest CPU path, at some
+        cost in agreement with fp32 (measured in ``docs/speed.md``).
     predict_batch_tokens : int or None, default=None
         Token budget of a prediction batch (texts times padded length); None picks
         one for the device (2,048 on the CPU, 65,536 on CUDA).
@@ -194,7 +201,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "device": [str],
         "training_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
-        "inference_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
+        "inference_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16", "int8"})],
         "predict_batch_tokens": [Interval(Integral, 8, None, closed="left"), None],
         "max_steps": [Interval(Integral, 1, None, closed="left"), None],
         "checkpoint_dir": [str, os.PathLike, None],
@@ -338,9 +345,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         seed = None
         if first:
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            device, sync = self._device_and_sync()
+            if sync is not None:  # every process shuffles and splits as rank 0 does
+                seed = sync.broadcast_seed(seed)
         train_rows, val_rows = self._validation_split(targets, seed, incremental)
         if first:
-            stream = self._start(classes, len(train_rows), seed, incremental)
+            stream = self._start(classes, len(train_rows), seed, incremental, device, sync)
         else:
             stream = self._stream
         if incremental:
@@ -376,6 +386,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             self.best_validation_score_ = stopper.best_score
         self.classes_ = classes
         self.model_ = module
+        self.__dict__.pop("_int8_model", None)  # weights changed: quantize again
         self.tokenizer_ = stream["tokenizer"]
         self._text_pairs = is_pair_input(texts)
         if incremental:
@@ -455,8 +466,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             )
 
     def _maybe_checkpoint(self):
-        """Write a checkpoint when ``checkpoint_every`` steps have passed since the last."""
-        if self.checkpoint_dir is None:
+        """Write a checkpoint when ``checkpoint_every`` steps have passed since the last.
+
+        In a data-parallel run only rank 0 writes.
+        """
+        sync = self._stream["sync"]
+        if self.checkpoint_dir is None or (sync is not None and not sync.is_main):
             return
         step = self._stream["scheduler"].last_epoch
         if self.checkpoint_every is None or (
@@ -559,16 +574,14 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
 
     def _restore_stream(self, state):
         """Rebuild optimizer, schedule and random states from a checkpoint's state."""
-        from ._training import resolve_device
-
-        device = resolve_device(self.device)
+        device, sync = self._device_and_sync()
         rng = np.random.default_rng()
         rng.bit_generator.state = state["rng"]
         stream = {
             "module": self.model_.to(device), "tokenizer": self.tokenizer_, "device": device,
             "rng": rng, "torch_rng": state["torch_rng"], "seen": state["seen"].numpy().copy(),
             "warmup_steps": state["warmup_steps"],
-            "last_checkpoint": state["scheduler"]["last_epoch"],
+            "last_checkpoint": state["scheduler"]["last_epoch"], "sync": sync,
         }
         self._new_optimizer(stream, None)
         stream["optimizer"].load_state_dict(state["optimizer"])
@@ -577,14 +590,22 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             stream["scaler"].load_state_dict(state["scaler"])
         self._stream = stream
 
-    def _start(self, classes, n_train, seed, incremental):
+    def _device_and_sync(self):
+        """This process's training device, and its ``DataParallel`` when launched on
+        several processes (``torchrun``, ``accelerate launch``), else None."""
+        from ._distributed import data_parallel, local_device
+        from ._training import resolve_device
+
+        device = local_device(resolve_device(self.device))
+        return device, data_parallel(device)
+
+    def _start(self, classes, n_train, seed, incremental, device, sync):
         """Load the pretrained parts, build the network, optimizer and schedule."""
         import torch
 
-        from . import _modeling, _pretrained, _training
+        from . import _modeling, _pretrained
         from ._batching import n_length_grouped_batches
 
-        device = _training.resolve_device(self.device)
         warm = incremental and hasattr(self, "model_")  # a fitted or loaded estimator
         if warm:
             tokenizer, module = self.tokenizer_, self.model_
@@ -606,6 +627,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 )
             torch_rng = torch.get_rng_state()
         module.to(device)
+        if sync is not None:
+            sync.broadcast_module(module)
         if self.freeze_base:
             steps_per_chunk = -(-n_train // self.batch_size)
         else:
@@ -614,7 +637,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             "module": module, "tokenizer": tokenizer, "device": device,
             "rng": np.random.default_rng(seed), "torch_rng": torch_rng,
             "seen": np.zeros(len(classes), dtype=np.int64),
-            "warmup_steps": None, "last_checkpoint": 0,
+            "warmup_steps": None, "last_checkpoint": 0, "sync": sync,
         }
         if incremental:
             stream["warmup_steps"] = (
@@ -669,7 +692,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         from ._batching import length_grouped_batches, sorted_batches
 
         module, device, rng = stream["module"], stream["device"], stream["rng"]
-        tokenizer = stream["tokenizer"]
+        tokenizer, sync = stream["tokenizer"], stream["sync"]
         pad_id = tokenizer.pad_token_id
         train_targets = targets[train_rows]
         train_weights = None if weights is None else weights[train_rows]
@@ -714,8 +737,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 forward, stream["parameters"], make_batches(), train_targets, train_weights,
                 stream["optimizer"], stream["scheduler"], device=device,
                 dtype=stream["dtype"], max_grad_norm=self.max_grad_norm, scaler=stream["scaler"],
-                progress=self.verbose > 0, description=f"epoch {epoch + 1}",
-                interrupt=interrupt,
+                progress=self.verbose > 0 and (sync is None or sync.is_main),
+                description=f"epoch {epoch + 1}", interrupt=interrupt, sync=sync,
             )
 
         def validate():
@@ -804,6 +827,28 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                     f"predict_batch_tokens={budget}.", UserWarning, stacklevel=4,
                 )
 
+    def _prediction_module(self, device):
+        """The fitted network on ``device``; its int8 copy under ``inference_dtype="int8"``.
+
+        The int8 copy is quantized once per fitted model and kept (not pickled); fitting
+        again discards it.
+        """
+        if self.inference_dtype != "int8":
+            return self.model_.to(device)
+        if device.type != "cpu":
+            raise ValueError(
+                f"inference_dtype='int8' runs on the CPU only; got device={self.device!r} "
+                f"({device}). Use inference_dtype='auto' on {device.type}, or device='cpu'."
+            )
+        with _INT8_LOCK:
+            cached = self.__dict__.get("_int8_model")
+            if cached is None or cached[0] is not self.model_:
+                from ._modeling import quantize_int8
+
+                cached = (self.model_, quantize_int8(self.model_))
+                self._int8_model = cached
+        return cached[1]
+
     def _batch_tokens(self, device):
         """Token budget of a prediction batch on ``device``."""
         return self.predict_batch_tokens or _PREDICT_BATCH_TOKENS.get(device.type, 4096)
@@ -820,7 +865,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         from ._training import resolve_device
 
         device = resolve_device(self.device)
-        self.model_.to(device)
+        module = self._prediction_module(device)
 
         def checked_encode(texts):
             if is_pair_input(texts) != self._text_pairs:
@@ -835,10 +880,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                     continue
                 upcoming = pool.submit(checked_encode, texts)
                 if pending is not None:
-                    yield self._logits(self.model_, self.tokenizer_, pending.result(), None, device)
+                    yield self._logits(module, self.tokenizer_, pending.result(), None, device)
                 pending = upcoming
             if pending is not None:
-                yield self._logits(self.model_, self.tokenizer_, pending.result(), None, device)
+                yield self._logits(module, self.tokenizer_, pending.result(), None, device)
 
     def _predict_logits(self, X):
         """Logits of all of ``X``; shape (0, n_classes) for no texts."""
@@ -927,6 +972,38 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.classes_[self._predict_logits(X).argmax(axis=1)]
 
+    def export_onnx(self, path, *, opset=None):
+        """Write the fitted network as ONNX, with its tokenizer and classes, to a folder.
+
+        For serving outside Python or with ONNX Runtime. The graph maps ``input_ids``
+        and ``attention_mask`` (and ``token_type_ids`` for text pairs), int64 arrays of
+        shape (batch, sequence) with both axes dynamic, to float32 ``logits`` of shape
+        (batch, n_classes) whose columns follow ``classes_``. Tokenize with the saved
+        tokenizer, truncating to ``max_length``. Needs the ``onnx`` and ``onnxscript``
+        packages (``pip install skbert[onnx]``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Folder to write: ``model.onnx``, the tokenizer files and
+            ``skbert_onnx.json`` (classes, input names, ``max_length``). An existing
+            folder is replaced only once the new one is complete.
+        opset : int or None, default=None
+            ONNX opset version; None takes the exporter's default.
+
+        Returns
+        -------
+        path : pathlib.Path
+            The folder written.
+        """
+        from ._export import export_onnx
+
+        check_is_fitted(self)
+        return export_onnx(
+            self.model_, self.tokenizer_, self.classes_, path, text_pairs=self._text_pairs,
+            max_length=self.max_length, opset=opset,
+        )
+
     # -------------------------------------------------------- tags, persistence
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -943,7 +1020,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         """
         state = super().__getstate__()
         # The optimizer and schedule of a partial_fit stream travel in checkpoints only.
-        state = {k: v for k, v in state.items() if k != "_stream"}
+        # The int8 copy is rebuilt on demand.
+        state = {k: v for k, v in state.items() if k not in ("_stream", "_int8_model")}
         if "model_" in state:
             from ._modeling import module_to_state
             from ._pretrained import tokenizer_to_state

@@ -200,3 +200,48 @@ def module_from_state(state):
     )
     module.load_state_dict(load(state["weights"]), strict=True)
     return module.eval()
+
+
+def quantized_engine():
+    """The CPU engine for dynamic int8 quantization, or None where torch has none."""
+    engines = torch.backends.quantized.supported_engines
+    return next((e for e in ("x86", "fbgemm", "onednn", "qnnpack") if e in engines), None)
+
+
+def quantize_int8(module):
+    """A copy of ``module`` for CPU prediction whose backbone Linear layers run in int8.
+
+    Dynamic quantization: weights are stored as int8 per output channel; activations
+    are quantized per batch at run time. The head keeps full precision. ``module`` is
+    not modified.
+    """
+    import copy
+    import warnings
+
+    engine = quantized_engine()
+    if engine is None:
+        raise RuntimeError(
+            "inference_dtype='int8' needs a quantized CPU engine (x86/fbgemm/qnnpack), "
+            "which this torch build lacks; use inference_dtype='auto'."
+        )
+    from torch.ao.quantization import (
+        default_dynamic_qconfig,
+        per_channel_dynamic_qconfig,
+        quantize_dynamic,
+    )
+
+    quantized = copy.deepcopy(module).cpu().eval()
+    qconfig = per_channel_dynamic_qconfig if engine != "qnnpack" else default_dynamic_qconfig
+    previous = torch.backends.quantized.engine
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao, but its eager dynamic
+        # int8 Linear is still the fastest CPU path available without compilation.
+        warnings.simplefilter("ignore")
+        torch.backends.quantized.engine = engine
+        try:
+            quantized.backbone = quantize_dynamic(
+                quantized.backbone, {nn.Linear: qconfig}, dtype=torch.qint8
+            )
+        finally:
+            torch.backends.quantized.engine = previous
+    return quantized

@@ -104,6 +104,8 @@ def inference_dtype(requested, device):
     "auto" takes bf16 on GPUs and CPUs that compute it natively, fp16 on older
     GPUs, and fp32 elsewhere; "float32", "bfloat16" and "float16" are used as given.
     """
+    if requested == "int8":  # int8 Linear layers; the rest in full precision
+        return None
     if requested != "auto":
         dtype = _INFERENCE_DTYPES[requested]
         _check_cuda_bf16(dtype, device, "inference_dtype")
@@ -162,8 +164,8 @@ def batch_to_device(encoding, rows, pad_id, device):
 
 
 def checked_loss(loss, n_texts):
-    """The loss as a float; a non-finite one stops training before any update."""
-    value = loss.item()
+    """The loss (a tensor or float) as a float; a non-finite one stops training."""
+    value = loss.item() if isinstance(loss, torch.Tensor) else float(loss)
     if not math.isfinite(value):
         raise FloatingPointError(
             f"The training loss became {value} at a batch of {n_texts} texts; the "
@@ -172,14 +174,17 @@ def checked_loss(loss, n_texts):
     return value
 
 
-def optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm=None, scaler=None):
-    """Backpropagate ``loss``, clip gradients, and step the optimizer and schedule."""
+def backward(loss, optimizer, scaler=None):
+    """Clear the gradients and backpropagate ``loss`` (scaled under fp16); None: no-op."""
     optimizer.zero_grad(set_to_none=True)
+    if loss is not None:
+        (loss if scaler is None else scaler.scale(loss)).backward()
+
+
+def apply_gradients(parameters, optimizer, scheduler, max_grad_norm=None, scaler=None):
+    """Unscale and clip the gradients, and step the optimizer and schedule."""
     if scaler is not None:
-        scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-    else:
-        loss.backward()
     if max_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
     if scaler is not None:
@@ -190,10 +195,16 @@ def optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm=None, s
     scheduler.step()
 
 
+def optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm=None, scaler=None):
+    """Backpropagate ``loss``, clip gradients, and step the optimizer and schedule."""
+    backward(loss, optimizer, scaler)
+    apply_gradients(parameters, optimizer, scheduler, max_grad_norm, scaler)
+
+
 def train_epoch(
     forward, parameters, batches, targets, weights, optimizer, scheduler, *,
     device, dtype=None, max_grad_norm=None, scaler=None, progress=False, description=None,
-    interrupt=None,
+    interrupt=None, sync=None,
 ):
     """Run one pass over ``batches`` and return the mean training loss.
 
@@ -227,6 +238,9 @@ def train_epoch(
     interrupt : dict or None
         The flag of ``deferred_interrupt``: when set, raise ``Interrupted`` after
         the step in progress.
+    sync : _distributed.DataParallel or None
+        In a data-parallel run, this process computes only its share of each batch
+        and the gradients are summed over processes before every step.
 
     Returns
     -------
@@ -235,18 +249,31 @@ def train_epoch(
     """
     total_loss, total_count = 0.0, 0
     for rows in tqdm(batches, desc=description, disable=not progress, leave=False):
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = forward(rows)
-        y = torch.from_numpy(targets[rows]).to(device)
-        losses = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none")
-        if weights is not None:
-            losses = losses * torch.from_numpy(weights[rows]).to(device, losses.dtype)
-        loss = losses.mean()
-        value = checked_loss(loss, len(rows))
-        optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm, scaler)
+        local = rows if sync is None else sync.shard(rows)
+        loss = None
+        if len(local):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                logits = forward(local)
+            y = torch.from_numpy(targets[local]).to(device)
+            losses = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none")
+            if weights is not None:
+                losses = losses * torch.from_numpy(weights[local]).to(device, losses.dtype)
+            # The mean over the whole batch: the shares of a data-parallel run add up to it.
+            loss = losses.sum() / len(rows)
+        stop = interrupt is not None and interrupt["requested"]
+        if sync is None:
+            value = checked_loss(loss, len(rows))
+            backward(loss, optimizer, scaler)
+        else:
+            backward(loss, optimizer, scaler)
+            value, stop = sync.all_reduce(
+                parameters, 0.0 if loss is None else loss.item(), stop
+            )
+            value = checked_loss(value, len(rows))
+        apply_gradients(parameters, optimizer, scheduler, max_grad_norm, scaler)
         total_loss += value * len(rows)
         total_count += len(rows)
-        if interrupt is not None and interrupt["requested"]:
+        if stop:
             raise Interrupted(total_loss / total_count)
     return total_loss / max(total_count, 1)
 

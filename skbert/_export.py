@@ -1,0 +1,88 @@
+"""Export a fitted network to ONNX, with its tokenizer and classes, as one folder.
+
+torch, transformers and the ONNX exporter (``onnx``, ``onnxscript``) are imported inside
+the function. This module imports nothing from skbert but the folder helpers.
+"""
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+from ._checkpoint import replace_folder
+
+ONNX_FILE = "model.onnx"
+METADATA_FILE = "skbert_onnx.json"
+
+
+def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, opset=None):
+    """Write ``module`` as an ONNX graph with dynamic batch and sequence axes.
+
+    Parameters
+    ----------
+    module : TextClassifierModule
+        The fitted network (moved to the CPU for export; left unchanged).
+    tokenizer : PreTrainedTokenizerFast
+        Saved beside the graph so that the folder is all a serving process needs.
+    classes : ndarray
+        Label of each logit column, written to the metadata file.
+    path : str or os.PathLike
+        Folder to create (replaced atomically if it exists).
+    text_pairs : bool
+        Whether the graph takes ``token_type_ids`` (models fitted on text pairs).
+    max_length : int
+        Truncation length used in training, written to the metadata file.
+    opset : int or None
+        ONNX opset; None takes the exporter's default.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The folder: ``model.onnx``, the tokenizer files and ``skbert_onnx.json``.
+    """
+    import torch
+
+    labels = classes.tolist()
+    try:
+        json.dumps(labels)
+    except TypeError as exc:
+        raise TypeError(
+            f"export_onnx writes classes_ to JSON, but {labels!r} is not JSON serialisable "
+            f"({exc}). Fit with str or int labels to export."
+        ) from None
+    target = Path(path)
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if text_pairs else [])
+    example = tokenizer(
+        [["a b", "c"], ["d e f", "g h"]] if text_pairs else ["a b c", "d e"],
+        padding=True, return_tensors="pt",
+    )
+    example = {name: example[name] for name in names}
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    device = next(module.parameters()).device
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        module.cpu().eval()
+        with warnings.catch_warnings(), torch.inference_mode(False):
+            warnings.simplefilter("ignore")  # exporter deprecation chatter
+            program = torch.onnx.export(
+                module, (), kwargs=example, dynamo=True, external_data=False,
+                input_names=names, output_names=["logits"], opset_version=opset,
+                dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
+                verbose=False,
+            )
+            program.save(os.fspath(staging / ONNX_FILE))
+        tokenizer.save_pretrained(staging)
+        metadata = {"format": "skbert-onnx-1", "classes": labels, "inputs": names,
+                    "outputs": ["logits"], "max_length": max_length, "text_pairs": text_pairs}
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+        replace_folder(staging, target)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        module.to(device)
+    return target

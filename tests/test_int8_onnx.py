@@ -1,0 +1,178 @@
+"""int8 prediction on the CPU and ONNX export."""
+
+import copy
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from skbert import BertTextClassifier, _modeling
+
+from .conftest import make_texts
+
+TEXTS, _ = make_texts(80, seed=21)
+TEXTS = TEXTS + ["", "good " * 100]
+
+
+@pytest.fixture(scope="module")
+def int8(fitted):
+    """A copy of the fitted toy classifier predicting with int8 Linear layers."""
+    return copy.deepcopy(fitted).set_params(inference_dtype="int8")
+
+
+def test_int8_agrees_with_fp32(fitted, int8):
+    """Check that int8 predictions stay close to fp32 ones on the toy model."""
+    reference = copy.deepcopy(fitted).set_params(inference_dtype="float32").predict_proba(TEXTS)
+    proba = int8.predict_proba(TEXTS)
+    assert proba.shape == reference.shape
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert np.mean(proba.argmax(1) == reference.argmax(1)) >= 0.95
+    assert np.abs(proba - reference).max() < 0.1
+
+
+def _kind(module):
+    return "int8" if type(module).__module__.startswith("torch.ao.nn.quantized") else "float"
+
+
+def test_int8_quantizes_once_and_leaves_model_alone(int8):
+    """Check that the quantized copy is cached and the fitted network keeps float weights."""
+    int8.predict_proba(TEXTS[:3])
+    first = int8._int8_model[1]
+    int8.predict(TEXTS[3:6])
+    assert int8._int8_model[1] is first
+    # Every encoder Linear is quantized in the copy, none in the fitted network.
+    kinds = [_kind(m) for m in first.backbone.encoder.modules() if type(m).__name__ == "Linear"]
+    assert kinds == ["int8"] * (2 * 6)  # 2 layers of 6 Linear layers
+    assert _kind(first.head[-1]) == "float"
+    assert {_kind(m) for m in int8.model_.modules() if type(m).__name__ == "Linear"} == {"float"}
+
+
+def test_int8_copy_is_not_pickled_and_refit_discards_it(tiny_params, int8):
+    """Check that pickling drops the int8 copy and fitting again makes a fresh one."""
+    int8.predict_proba(TEXTS[:2])
+    restored = pickle.loads(pickle.dumps(int8))
+    assert "_int8_model" not in restored.__dict__
+    np.testing.assert_allclose(restored.predict_proba(TEXTS), int8.predict_proba(TEXTS),
+                               atol=1e-6)
+    X, y = make_texts(40, seed=3)
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=1, inference_dtype="int8")).fit(X, y)
+    clf.predict(X[:2])
+    before = clf._int8_model[1]
+    clf.fit(X, y)
+    assert "_int8_model" not in clf.__dict__
+    clf.predict(X[:2])
+    assert clf._int8_model[1] is not before
+
+
+def test_int8_never_used_for_training(tiny_params):
+    """Check that inference_dtype='int8' leaves training in full precision."""
+    X, y = make_texts(40, seed=4)
+    params = dict(tiny_params, max_iter=2)
+    plain = BertTextClassifier(**params).fit(X, y)
+    quant = BertTextClassifier(**dict(params, inference_dtype="int8")).fit(X, y)
+    assert plain.loss_curve_ == quant.loss_curve_
+
+
+def test_int8_refused_off_cpu(int8, monkeypatch):
+    """Check that int8 on a CUDA device is refused with the fix in the message."""
+    monkeypatch.setattr(int8, "device", "cuda")
+    monkeypatch.setattr("skbert._training.resolve_device", lambda requested: torch.device("cuda"))
+    with pytest.raises(ValueError, match=r"inference_dtype='int8' runs on the CPU only"):
+        int8.predict_proba(TEXTS[:2])
+
+
+def test_int8_refused_without_quantized_engine(fitted, monkeypatch):
+    """Check that a torch build without a quantized CPU engine gets a clear error."""
+    clf = copy.deepcopy(fitted).set_params(inference_dtype="int8")
+    monkeypatch.setattr(torch._C, "_supported_qengines", lambda: [])  # a build without any
+    assert _modeling.quantized_engine() is None
+    with pytest.raises(RuntimeError, match="quantized CPU engine"):
+        clf.predict_proba(TEXTS[:2])
+
+
+def test_int8_threads_share_one_copy(int8):
+    """Check that threads predicting at once get the same results and one quantized copy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    int8.__dict__.pop("_int8_model", None)
+    expected = copy.deepcopy(int8).predict_proba(TEXTS)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: int8.predict_proba(TEXTS), range(4)))
+    for proba in results:
+        np.testing.assert_allclose(proba, expected, atol=1e-6)
+
+
+# ------------------------------------------------------------------------- ONNX
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the test extra")
+pytest.importorskip("onnxscript", reason="the ONNX exporter needs onnxscript (skbert[onnx])")
+
+
+def _run_onnx(folder, texts):
+    from transformers import AutoTokenizer
+
+    meta = json.loads((folder / "skbert_onnx.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    enc = tokenizer(texts, truncation=True, max_length=meta["max_length"], padding=True,
+                    return_tensors="np")
+    feeds = {name: enc[name].astype(np.int64) for name in meta["inputs"]}
+    return session.run(["logits"], feeds)[0], meta
+
+
+@pytest.fixture(scope="module")
+def exported(fitted, tmp_path_factory):
+    """The fitted toy classifier exported to ONNX."""
+    return fitted.export_onnx(tmp_path_factory.mktemp("onnx") / "model")
+
+
+@pytest.mark.parametrize("texts", [TEXTS[:1], TEXTS[:17], TEXTS], ids=["one", "17", "all"])
+def test_export_onnx_matches_torch(fitted, exported, texts):
+    """Check that ONNX Runtime's logits match torch fp32 within 1e-4, any batch and length."""
+    logits, meta = _run_onnx(exported, texts)
+    clf = copy.deepcopy(fitted).set_params(inference_dtype="float32")
+    expected = clf._predict_logits(texts)
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+    assert meta["classes"] == fitted.classes_.tolist()
+    assert meta["inputs"] == ["input_ids", "attention_mask"]
+
+
+def test_export_onnx_text_pairs(tiny_params, tmp_path):
+    """Check that a pair model exports token_type_ids and still matches torch."""
+    X, y = make_texts(40, seed=5)
+    pairs = np.array([[a, b] for a, b in zip(X, X[::-1], strict=True)], dtype=object)
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=1, inference_dtype="float32"))
+    clf.fit(pairs, y)
+    folder = clf.export_onnx(tmp_path / "pairs")
+    logits, meta = _run_onnx(folder, [list(p) for p in pairs[:9]])
+    assert meta["inputs"][-1] == "token_type_ids" and meta["text_pairs"] is True
+    np.testing.assert_allclose(logits, clf._predict_logits(pairs[:9]), atol=1e-4)
+
+
+def test_export_onnx_failure_keeps_previous_folder(fitted, exported, monkeypatch):
+    """Check that a failing export leaves the previous export intact and no staging folder."""
+    before = sorted(p.name for p in exported.parent.iterdir())
+    model_bytes = (exported / "model.onnx").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(fitted.tokenizer_), "save_pretrained", broken)
+    with pytest.raises(OSError, match="disk full"):
+        fitted.export_onnx(exported)
+    assert sorted(p.name for p in exported.parent.iterdir()) == before
+    assert (exported / "model.onnx").read_bytes() == model_bytes
+
+
+def test_export_onnx_unfitted_and_unserialisable_labels(fitted, tmp_path):
+    """Check the errors for an unfitted estimator and labels JSON cannot hold."""
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        BertTextClassifier().export_onnx(tmp_path / "x")
+    clf = copy.deepcopy(fitted)
+    clf.classes_ = np.array([b"neg", b"pos"], dtype=object)  # bytes: JSON cannot hold them
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        clf.export_onnx(tmp_path / "x")
+    assert not (tmp_path / "x").exists()
