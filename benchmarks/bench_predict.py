@@ -134,8 +134,10 @@ def int8_anchors(clf, tokenizer, texts, add, onnx):
             folder = clf.export_onnx(Path(tmp) / "onnx")
             add("anchor: ONNX Runtime fp32, same batches",
                 onnx_runner(folder / "model.onnx", batches))
-            ort_quantize(folder / "model.onnx", folder / "model.int8.onnx",
-                         weight_type=QuantType.QInt8)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ort_quantize(folder / "model.onnx", folder / "model.int8.onnx",
+                             weight_type=QuantType.QInt8)
             add("anchor: ONNX Runtime int8 (dynamic quantization)",
                 onnx_runner(folder / "model.int8.onnx", batches))
     with warnings.catch_warnings():

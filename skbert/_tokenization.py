@@ -1,15 +1,20 @@
 """Texts to unpadded token ids, once, with the fast tokenizer.
 
-This module imports nothing from skbert.
+Of skbert it uses only ``_cache``, to reuse the ids of texts tokenized before by the same
+tokenizer (the folds of a grid search).
 """
 
 from itertools import chain
 
 import numpy as np
 
+from . import _cache
+
 # Texts tokenized per call of the fast tokenizer: large enough to keep its Rust
 # threads busy, small enough that the Python lists it returns stay small.
 _TOKENIZE_CHUNK = 8192
+# Encodings of at most this many tokens are kept for reuse (4 bytes each).
+_CACHE_MAX_TOKENS = 1 << 23
 
 
 def encode(tokenizer, texts, max_length):
@@ -32,7 +37,28 @@ def encode(tokenizer, texts, max_length):
         Segment ids aligned with ``ids`` for text pairs, None for single texts.
     offsets : ndarray of int64 of shape (n_texts + 1,)
         Text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
+
+    Notes
+    -----
+    For a tokenizer loaded through the cache (see ``_cache.load_copy``) the result is
+    kept and returned again, read-only, for the same texts and ``max_length``.
     """
+    tokenizer_key = getattr(tokenizer, "_skbert_cache_key", None)
+    if tokenizer_key is None:
+        return _encode(tokenizer, texts, max_length)
+    key = (tokenizer_key, max_length, _cache.texts_digest(texts))
+    encoding = _cache.ENCODINGS.get(key)
+    if encoding is None:
+        encoding = _encode(tokenizer, texts, max_length)
+        if len(encoding[0]) <= _CACHE_MAX_TOKENS:
+            for array in encoding:
+                if array is not None:
+                    array.setflags(write=False)
+            _cache.ENCODINGS.put(key, encoding)
+    return encoding
+
+
+def _encode(tokenizer, texts, max_length):
     pairs = isinstance(texts[0], tuple)
     id_chunks, type_chunks, length_chunks = [], [], []
     for start in range(0, len(texts), _TOKENIZE_CHUNK):

@@ -117,6 +117,21 @@ def inference_dtype(requested, device):
     return None
 
 
+def adamw(groups, device):
+    """AdamW over parameter ``groups``, fused into one kernel where torch has one.
+
+    The default for-loop AdamW of torch walks the parameters one tensor at a time; on
+    a CPU its step took about as long as the forward pass of a batch. The fused kernel
+    (CPU and CUDA, torch >= 2.4) does the same update in one pass over memory.
+    """
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.AdamW(groups, fused=True)
+        except (RuntimeError, ValueError, TypeError):  # an older torch or odd dtypes
+            pass
+    return torch.optim.AdamW(groups)
+
+
 def linear_schedule(optimizer, warmup_steps, total_steps):
     """Linear warmup from 0, then linear decay to 0 at ``total_steps``."""
 

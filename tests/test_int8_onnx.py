@@ -138,6 +138,16 @@ def test_export_onnx_matches_torch(fitted, exported, texts):
     assert meta["inputs"] == ["input_ids", "attention_mask"]
 
 
+def test_export_onnx_quantizes_with_onnx_runtime(exported, tmp_path):
+    """Check that ONNX Runtime's dynamic int8 quantization accepts the exported graph."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(exported / "model.onnx", tmp_path / "int8.onnx", weight_type=QuantType.QInt8)
+    session = ort.InferenceSession(str(tmp_path / "int8.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["logits"]
+
+
 def test_export_onnx_text_pairs(tiny_params, tmp_path):
     """Check that a pair model exports token_type_ids and still matches torch."""
     X, y = make_texts(40, seed=5)

@@ -1,0 +1,81 @@
+"""What data-parallel training costs: one process against two launched by torchrun.
+
+Fine-tunes the default model for one epoch on an SST-2 training slice, first in this
+process (all cores), then in two CPU processes (gloo, one core each) started with
+``python -m torch.distributed.run --nproc-per-node=2``, which is what ``torchrun`` and
+``accelerate launch`` do. Prints samples/s of each and their dev accuracy, and writes
+benchmarks/results/bench_ddp.json. On one machine with 2 cores two processes cannot be
+faster than one; the figure is the overhead of the gradient all-reduce, which GPUs with
+NCCL make small. Run it alone.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from _data import DEFAULT_DATA_DIR, require, sst2, subsample
+
+from skbert import BertTextClassifier
+
+PARAMS = dict(learning_rate=5e-5, max_iter=1, batch_size=32, random_state=0, device="cpu")
+
+
+def train(data_dir, n_train):
+    """Fit on the slice; return (seconds, dev accuracy, world size)."""
+    import torch.distributed as dist
+
+    X, y = subsample(*sst2(data_dir, "train"), n_train)
+    X_dev, y_dev = sst2(data_dir, "dev")
+    start = time.perf_counter()
+    clf = BertTextClassifier(**PARAMS).fit(X, y)
+    seconds = time.perf_counter() - start
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    return seconds, clf.score(X_dev, y_dev), world
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--n-train", type=int, default=1024)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # JSON output path of a rank
+    parser.add_argument("--out", default=Path(__file__).parent / "results" / "bench_ddp.json")
+    args = parser.parse_args(argv)
+    require(args.data_dir)
+    if args.worker:
+        seconds, accuracy, world = train(args.data_dir, args.n_train)
+        if int(os.environ["RANK"]) == 0:
+            Path(args.worker).write_text(json.dumps([seconds, accuracy, world]))
+        return
+    rows = []
+    seconds, accuracy, _ = train(args.data_dir, args.n_train)
+    rows.append({"setup": f"1 process x {torch.get_num_threads()} threads", "seconds": seconds,
+                 "samples_per_s": args.n_train / seconds, "dev_accuracy": accuracy})
+    worker_out = Path(args.out).with_suffix(".rank0.tmp")
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         __file__, "--data-dir", str(args.data_dir), "--n-train", str(args.n_train),
+         "--worker", str(worker_out)],
+        check=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    seconds, accuracy, world = json.loads(worker_out.read_text())
+    worker_out.unlink()
+    rows.append({"setup": f"torchrun: {world} processes x 1 thread (gloo)", "seconds": seconds,
+                 "samples_per_s": args.n_train / seconds, "dev_accuracy": accuracy})
+    print(f"\n{args.n_train} SST-2 training texts, 1 epoch, batch 32\n")
+    print(f"| {'setup':<40} | fit s | samples/s | dev accuracy |")
+    print(f"|{'-' * 42}|-------|-----------|--------------|")
+    for r in rows:
+        print(f"| {r['setup']:<40} | {r['seconds']:>5.0f} | {r['samples_per_s']:>9.1f} | "
+              f"{r['dev_accuracy']:>12.3f} |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"n_train": args.n_train, "rows": rows}, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Small in-process caches, so that the many fits of a grid search load and tokenize once.
+
+``GridSearchCV`` and ``cross_val_score`` fit the same pretrained checkpoint on the same
+folds many times. Loaded tokenizers and backbones are kept (the last two) keyed by path
+and the files' modification times, and every fit gets its own deep copy; token ids are
+kept (the last few) keyed by tokenizer, ``max_length`` and a digest of the texts. This
+module imports nothing from skbert.
+"""
+
+import copy
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+
+
+class LRU:
+    """A thread-safe least-recently-used mapping of at most ``size`` entries."""
+
+    def __init__(self, size):
+        self.size = size
+        self._items = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value):
+        with self._lock:
+            if self.size <= 0:
+                return
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._items.clear()
+
+
+PRETRAINED = LRU(2)
+ENCODINGS = LRU(4)
+
+
+def folder_stamp(path):
+    """What identifies the contents of a model folder: its files' names, sizes and times.
+
+    A hub id (not a folder) is its own stamp: ``from_pretrained`` caches it unchanged.
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return path
+    with os.scandir(path) as entries:
+        return (path,) + tuple(sorted(
+            (e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file()
+        ))
+
+
+def load_copy(kind, path, load):
+    """A deep copy of ``load()``, which runs once per (kind, folder contents)."""
+    key = (kind, folder_stamp(path))
+    value = PRETRAINED.get(key)
+    if value is None:
+        value = load()
+        PRETRAINED.put(key, value)
+    duplicate = copy.deepcopy(value)
+    if kind == "tokenizer":
+        duplicate._skbert_cache_key = key  # lets encode() reuse token ids of this tokenizer
+    return duplicate
+
+
+def texts_digest(texts):
+    """A digest of a list of texts (or text pairs) that tells lists apart."""
+    digest = hashlib.blake2b(digest_size=16)
+    for text in texts:
+        parts = (text,) if isinstance(text, str) else text
+        for part in parts:
+            digest.update(part.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x00")
+        digest.update(b"\x01")
+    return digest.digest()
+
+
+def clear():
+    """Forget every cached model, tokenizer and encoding."""
+    PRETRAINED.clear()
+    ENCODINGS.clear()
