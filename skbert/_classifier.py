@@ -972,6 +972,51 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.classes_[self._predict_logits(X).argmax(axis=1)]
 
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of ``predict(X)`` against ``y``.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Texts, or text pairs if the classifier was fitted on pairs.
+        y : array-like of shape (n_samples,)
+            True labels, of the same kind as ``classes_``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Accuracy of ``self.predict(X)`` with respect to ``y``.
+
+        Raises
+        ------
+        ValueError
+            When no label of ``y`` is a class of the model (labels of another type,
+            such as "pos"/"neg" against 1/0, would otherwise score 0 silently). Some
+            unseen labels only warn: a rare class may miss a cross-validation fold.
+        """
+        check_is_fitted(self)
+        if not hasattr(y, "__len__"):
+            y = list(y)
+        labels = np.unique(check_labels(y, len(y)))
+        try:
+            unseen = np.setdiff1d(labels, self.classes_)
+        except TypeError:  # labels that do not even compare with the classes
+            unseen = labels
+        if unseen.size == labels.size:
+            raise ValueError(
+                f"y shares no label with the classes this model predicts: y has "
+                f"{labels.tolist()[:5]!r}, classes_ is {self.classes_.tolist()!r}. Pass "
+                "labels of the kind the model was fitted on."
+            )
+        if unseen.size:
+            warnings.warn(
+                f"y contains labels {unseen.tolist()!r} that the model never saw and never "
+                "predicts; they count as errors.", UserWarning, stacklevel=2,
+            )
+        return super().score(X, y, sample_weight=sample_weight)
+
     def export_onnx(self, path, *, opset=None):
         """Write the fitted network as ONNX, with its tokenizer and classes, to a folder.
 

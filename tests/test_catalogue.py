@@ -1,4 +1,10 @@
-"""Bad input gets a clear error naming the parameter or index; valid odd text works."""
+"""The catalogue of bad input: each case gets a clear error naming the parameter or index.
+
+Covers fit, partial_fit, predict*, score, set_params, persistence and the command line;
+valid but odd text (empty, emoji, right-to-left, zero-width, very long) must work.
+Training faults (NaN loss, out of memory, Ctrl-C, failed saves) are in test_faults.py,
+and the command line's own subprocess tests in test_cli.py.
+"""
 
 import math
 import os
@@ -181,3 +187,120 @@ def test_fit_refuses_tokenizer_of_another_model(tiny_model_dir, tiny_params, tmp
     tokenizer.save_pretrained(mixed)
     with pytest.raises(ValueError, match="token ids up to .* vocab_size is .* do not belong"):
         BertTextClassifier(**dict(tiny_params, model_name_or_path=str(mixed))).fit(X_OK, Y_OK)
+
+
+# ------------------------------------------------------------------ partial_fit
+@pytest.mark.parametrize(
+    "calls, error, match",
+    [
+        ([dict()], ValueError, "classes must be passed on the first call"),
+        ([dict(classes=[0, 2])], ValueError, r"labels \[1\] that are not in classes \[0, 2\]"),
+        ([dict(classes=[0, 1]), dict(classes=[0, 1, 2])], ValueError,
+         r"`classes=\[0, 1, 2\]` is not the same as on last call"),
+        ([dict(classes=[0, 1]), dict(y=[1, 0, 5, 0])], ValueError,
+         r"labels \[5\] that are not in classes"),
+        ([dict(classes=[0, 1], y=[1, 0])], ValueError, "inconsistent lengths: 4 texts and 2"),
+        ([dict(classes=[0, 1], X=["ok", None, "x", "y"])], ValueError, "missing value.*index 1"),
+    ],
+    ids=["no-classes", "label-not-in-classes", "classes-changed", "unseen-later",
+         "lengths", "none-text"],
+)
+def test_partial_fit_catalogue(tiny_params, calls, error, match):
+    """Check that each misuse of partial_fit is refused with the cause named."""
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=1))
+    with pytest.raises(error, match=match):
+        for call in calls:
+            call = dict(call)
+            clf.partial_fit(call.pop("X", X_OK), call.pop("y", Y_OK), **call)
+
+
+# ------------------------------------------------------------- score, predict*
+def test_score_with_labels_of_another_kind_is_refused(fitted):
+    """Check that 0/1 labels against a model of "neg"/"pos" are refused, not scored 0."""
+    with pytest.raises(ValueError, match=r"shares no label.*classes_ is \['neg', 'pos'\]"):
+        fitted.score(X_OK, Y_OK)
+
+
+def test_score_warns_on_some_unseen_labels(fitted):
+    """Check that a label the model never saw is named in a warning and counts as wrong."""
+    with pytest.warns(UserWarning, match=r"labels \['meh'\] that the model never saw"):
+        score = fitted.score(X_OK, ["pos", "neg", "meh", "neg"])
+    assert score <= 0.75
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda c: list(c.iter_predict_proba(X_OK, chunk_size=0)), ValueError,
+         "chunk_size must be a positive int; got 0"),
+        (lambda c: c.predict([b"bytes"]), TypeError, "bytes at index 0"),
+        (lambda c: c.predict(["ok", "\ud800"]), ValueError, "index 1"),
+        (lambda c: c.predict_log_proba(np.array(X_OK * 2).reshape(2, 4)), ValueError,
+         r"shape \(2, 4\)"),
+        (lambda c: c.save_checkpoint("unused"), ValueError, "needs a partial_fit stream"),
+    ],
+    ids=["chunk-size", "bytes", "lone-surrogate", "2d-array", "checkpoint-without-stream"],
+)
+def test_fitted_methods_catalogue(fitted, call, error, match):
+    """Check that bad arguments to a fitted model's methods are refused clearly."""
+    with pytest.raises(error, match=match):
+        call(fitted)
+
+
+# ------------------------------------------------------------------ set_params
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"learning_rat": 1e-3}, ValueError, "Invalid parameter 'learning_rat'"),
+        ({"learning_rate": "fast"}, ValueError, "'learning_rate' parameter.*Got 'fast'"),
+        ({"max_iter": 0}, ValueError, "'max_iter' parameter"),
+        ({"inference_dtype": "int4"}, ValueError, "'inference_dtype' parameter"),
+        ({"predict_batch_tokens": 4}, ValueError, "'predict_batch_tokens' parameter"),
+        ({"validation_fraction": 1.5}, ValueError, "'validation_fraction' parameter"),
+        ({"head": (0,)}, ValueError, "head"),
+    ],
+)
+def test_set_params_catalogue(tiny_params, params, error, match):
+    """Check that absurd values given through set_params are refused at fit, named."""
+    clf = BertTextClassifier(**tiny_params)
+    with pytest.raises(error, match=match):
+        clf.set_params(**params).fit(X_OK, Y_OK)
+
+
+# ----------------------------------------------------------------- persistence
+def test_skops_file_that_is_not_skops_is_refused(tmp_path):
+    """Check that loading a corrupt .skops file fails with an error, not a broken model."""
+    import skops.io as sio
+
+    from skbert._classifier import TRUSTED_TYPES
+
+    path = tmp_path / "model.skops"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(Exception, match="zip|File is not|Bad"):
+        sio.load(path, trusted=TRUSTED_TYPES)
+
+
+@pytest.mark.parametrize(
+    "setup, error, match",
+    [
+        (lambda p: None, FileNotFoundError, "No checkpoint found"),
+        (lambda p: (p / "ckpt-000000000001").mkdir(parents=True), ValueError,
+         "ckpt-000000000001' is corrupt or not an skbert checkpoint.*estimator.skops"),
+    ],
+    ids=["missing-folder", "empty-checkpoint"],
+)
+def test_resume_catalogue(tmp_path, setup, error, match):
+    """Check that resuming from nothing usable names the folder's problem."""
+    setup(tmp_path / "ckpt")
+    with pytest.raises(error, match=match):
+        BertTextClassifier.resume(tmp_path / "ckpt")
+
+
+def test_read_chunks_missing_column_is_named(tmp_path):
+    """Check that a missing text column is named with the columns that exist."""
+    from skbert import read_chunks
+
+    path = tmp_path / "data.csv"
+    pd.DataFrame({"sentence": X_OK, "label": Y_OK}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"Column 'text' not found.*\['sentence', 'label'\]"):
+        next(read_chunks(path))
