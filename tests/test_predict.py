@@ -119,3 +119,15 @@ def test_bf16_training_on_cpu_learns_reproducibly(tiny_params, toy_data):
     b = BertTextClassifier(**params).fit(X, y)
     np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
     assert a.score(X_test, y_test) > 0.85
+
+
+def test_predict_proba_from_many_threads(fp32):
+    """Check that threads predicting at once on one estimator all get correct results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [TEXTS[i::4] for i in range(4)] * 3
+    expected = [fp32.predict_proba(texts) for texts in inputs]
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(fp32.predict_proba, inputs))
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
