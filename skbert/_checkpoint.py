@@ -1,12 +1,14 @@
-"""Atomic folders and checkpoints: written under a temporary name, renamed when complete.
+"""Atomic files, folders and checkpoints: written under a temporary name, renamed when complete.
 
 A checkpoint is a folder ``ckpt-<step>`` of files. It only ever appears under that
 name complete, so a crash while writing leaves at most a ``.ckpt-*.tmp-*`` folder,
 which is never read. This module imports nothing from skbert.
 """
 
+import contextlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -77,3 +79,45 @@ def latest_checkpoint(root):
             "ckpt-<step> written by BertTextClassifier(checkpoint_dir=...).partial_fit."
         )
     return found[-1]
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Yield a temporary path next to ``path``; move it onto ``path`` once written.
+
+    The temporary file is created empty (with the permissions a new file gets) in the
+    same folder, so the final ``os.replace`` is atomic: ``path`` is at every moment
+    absent, the previous file, or the complete new one. When the ``with`` block
+    raises, the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+
+    Yields
+    ------
+    tmp : pathlib.Path
+        Where to write; a name starting with "." and ending with ".tmp".
+
+    Examples
+    --------
+    >>> with atomic_write("preds.csv") as tmp:  # doctest: +SKIP
+    ...     frame.to_csv(tmp)
+    """
+    path = Path(path)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:  # pragma: no cover - 32 random bits collided
+            continue
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

@@ -1,4 +1,4 @@
-"""Read labelled texts from CSV, TSV, Parquet or JSON Lines files, chunk by chunk."""
+"""Read and write CSV, TSV, Parquet or JSON Lines files, chunk by chunk."""
 
 import os
 from pathlib import Path
@@ -24,7 +24,8 @@ def _check_columns(path, available, wanted):
     if missing:
         raise ValueError(
             f"Column {missing[0]!r} not found in {os.fspath(path)!r}; its columns are "
-            f"{list(available)!r}. Pass text_column= / label_column= to choose."
+            f"{list(available)!r}. Pass text_column= / label_column= to choose (on the "
+            "command line: --text-column / --label-column / --id-column)."
         )
 
 
@@ -61,17 +62,56 @@ def read_chunks(path, text_column="text", label_column="label", chunksize=10_000
         When a column is missing (naming the columns there are) or the extension is
         not known.
     """
+    for frame in read_frames(path, text_column, label_column, chunksize):
+        texts = frame[text_column].tolist()
+        labels = None if label_column is None else frame[label_column].to_numpy()
+        yield texts, labels
+
+
+def read_frames(path, text_column="text", label_column="label", chunksize=10_000,
+                extra_columns=()):
+    """Yield the file's rows as DataFrames of the requested columns, chunk by chunk.
+
+    The reader behind `read_chunks`, for callers that need more columns (an id column
+    next to the texts, for example). Texts keep their type rules: an empty CSV field
+    is "", a missing label is NaN.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; its extension (.csv, .tsv, .parquet, .jsonl) picks the reader.
+    text_column : str, default="text"
+        Column of the texts.
+    label_column : str or None, default="label"
+        Column of the labels, or None.
+    chunksize : int, default=10000
+        Rows per chunk.
+    extra_columns : sequence of str, default=()
+        Further columns to read.
+
+    Yields
+    ------
+    frame : pandas.DataFrame
+        The next rows (at most ``chunksize``), holding the requested columns only.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        When a column is missing (naming the columns there are) or the extension is
+        not known.
+    """
     if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
         raise ValueError(f"chunksize must be a positive int; got {chunksize!r}.")
     path = Path(path)
     fmt = file_format(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such data file: {os.fspath(path)!r}.")
-    columns = [text_column] + ([label_column] if label_column is not None else [])
+    wanted = [text_column, label_column, *extra_columns]
+    columns = list(dict.fromkeys(c for c in wanted if c is not None))
     for frame in _frames(path, fmt, columns, chunksize, text_column, label_column):
-        texts = frame[text_column].tolist()
-        labels = None if label_column is None else frame[label_column].to_numpy()
-        yield texts, labels
+        yield frame[columns]
 
 
 def _frames(path, fmt, columns, chunksize, text_column, label_column):
@@ -98,3 +138,84 @@ def _frames(path, fmt, columns, chunksize, text_column, label_column):
         for frame in reader:
             _check_columns(path, frame.columns, columns)
             yield frame
+
+
+def output_format(path):
+    """The ``(format, gzipped)`` to write ``path`` in, by its extension.
+
+    The last extension must name the format; CSV, TSV and JSON Lines may add ".gz".
+
+    Raises
+    ------
+    ValueError
+        When the extension names no format skbert writes.
+    """
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    gzipped = bool(suffixes) and suffixes[-1] == ".gz"
+    if gzipped:
+        suffixes = suffixes[:-1]
+    fmt = _FORMATS.get(suffixes[-1]) if suffixes else None
+    if fmt is None or (gzipped and fmt == "parquet"):
+        raise ValueError(
+            f"Cannot tell which format to write {os.fspath(path)!r} in from its extension; "
+            "use .csv, .tsv, .parquet or .jsonl (.csv.gz, .tsv.gz and .jsonl.gz compress)."
+        )
+    return fmt, gzipped
+
+
+def write_frames(frames, path, fmt, gzipped=False):
+    """Write DataFrames one after another as the rows of one table.
+
+    Parameters
+    ----------
+    frames : iterable of pandas.DataFrame
+        Chunks with the same columns; each is written as it arrives, so memory holds
+        one chunk at a time.
+    path : str or os.PathLike
+        The file to write (its extension is not looked at).
+    fmt : {"csv", "tsv", "parquet", "jsonl"}
+        The format, as `output_format` returns it.
+    gzipped : bool, default=False
+        Gzip a CSV, TSV or JSON Lines file.
+
+    Returns
+    -------
+    n_rows : int
+        Rows written.
+    """
+    if fmt == "parquet":
+        return _write_parquet(frames, path)
+    import gzip
+
+    n_rows, header = 0, True
+    opener = gzip.open if gzipped else open
+    with opener(path, "wt", encoding="utf-8", newline="") as f:
+        for frame in frames:
+            if fmt == "jsonl":
+                if len(frame):
+                    frame.to_json(f, orient="records", lines=True, force_ascii=False)
+            else:
+                frame.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, header=header)
+                header = False
+            n_rows += len(frame)
+    return n_rows
+
+
+def _write_parquet(frames, path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer, n_rows = None, 0
+    try:
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            else:
+                table = table.cast(writer.schema)
+            writer.write_table(table)
+            n_rows += len(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    return n_rows
