@@ -1,4 +1,9 @@
-"""README code blocks and docstring examples run as tests (real default model: slow)."""
+"""README and docs/ code blocks and docstring examples run as tests.
+
+They use the real default model (bundled offline), so they are marked slow. A python block
+in docs/ whose first line is ``# skip: <reason>`` is illustrative (it needs a GPU or a file
+a test machine lacks): it is only compiled, and reported as skipped with that reason.
+"""
 
 import doctest
 import re
@@ -10,10 +15,30 @@ import skbert._classifier
 import skbert.datasets
 
 ROOT = Path(__file__).resolve().parents[1]
+DOC_PAGES = sorted((ROOT / "docs").glob("*.md"))
+_SKIP = re.compile(r"#\s*skip:\s*(\S.*)")
 
 
 def _python_blocks(path):
-    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
+    """The fenced python blocks of a Markdown file, in order (fences at line starts)."""
+    text = path.read_text(encoding="utf-8")
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def _skip_reason(block):
+    """The reason of a ``# skip: <reason>`` first line, or None for a block that runs."""
+    match = _SKIP.fullmatch(block.split("\n", 1)[0].strip())
+    return match.group(1).strip() if match else None
+
+
+def _doc_blocks(run):
+    """``(page, index, block)`` of the docs' python blocks that run (or are skipped)."""
+    return [
+        (page, i, block)
+        for page in DOC_PAGES
+        for i, block in enumerate(_python_blocks(page))
+        if (_skip_reason(block) is None) == run
+    ]
 
 
 def test_readme_has_python_examples():
@@ -38,3 +63,32 @@ def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_docs_have_python_examples():
+    """Check that the docs' python blocks are found, and that a skip marker has a reason."""
+    assert len(_doc_blocks(run=True)) >= 10
+    for page, i, block in _doc_blocks(run=True):
+        assert "skip:" not in block.split("\n", 1)[0], f"{page.name} block {i}: no reason"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "page", sorted({page for page, _, _ in _doc_blocks(run=True)}), ids=lambda p: p.name
+)
+def test_docs_examples_run(page, tmp_path, monkeypatch):
+    """Check that a docs page's runnable python blocks run in order, in a scratch folder."""
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__docs__"}
+    for _, i, block in (entry for entry in _doc_blocks(run=True) if entry[0] == page):
+        exec(compile(block, f"docs/{page.name} (python block {i})", "exec"), namespace)  # noqa: S102
+
+
+@pytest.mark.parametrize(
+    "page, index, block",
+    [pytest.param(*entry, id=f"{entry[0].name}-{entry[1]}") for entry in _doc_blocks(run=False)],
+)
+def test_docs_illustrative_examples_compile(page, index, block):
+    """Check that a ``# skip:`` block at least compiles, then report it as skipped."""
+    compile(block, f"docs/{page.name} (python block {index})", "exec")
+    pytest.skip(f"docs/{page.name} python block {index}: {_skip_reason(block)}")
