@@ -8,6 +8,27 @@ import numpy as np
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
+def cpu_description():
+    """This machine's CPU model, core count and the vector/bf16 features that set its speed."""
+    import os
+
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    features = [name for flag, name in [("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"),
+                                        ("avx512_bf16", "BF16"), ("amx_bf16", "AMX")]
+                if flag in flags] or (["AVX2"] if "avx2" in flags else [])
+    return f"{model}, {os.cpu_count()} cores, {' '.join(features) or 'no AVX2'}"
+
+
 def _tsv(path, header):
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _data import DEFAULT_DATA_DIR, require, sst2, subsample
+from _data import DEFAULT_DATA_DIR, cpu_description, require, sst2, subsample
 from sklearn.model_selection import GridSearchCV
 
 from skbert import BertTextClassifier, _cache
@@ -48,6 +48,7 @@ def main(argv=None):
             _cache.PRETRAINED.size, _cache.ENCODINGS.size = sizes
     (off, off_scores), (on, on_scores) = rows["caches off"], rows["caches on"]
     assert np.array_equal(off_scores, on_scores), (off_scores, on_scores)
+    print(cpu_description())
     print(f"GridSearchCV: 3 learning rates x 3 folds + refit = 10 fits of {args.n_train} "
           f"texts x {args.max_iter} epoch(s)")
     print("| caches | wall s |\n|---|---|")
@@ -55,8 +56,8 @@ def main(argv=None):
     print(f"on/off: {on / off:.3f} (saved {off - on:.1f} s); identical cv scores: yes")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(
-        {"n_train": args.n_train, "max_iter": args.max_iter, "off_s": off, "on_s": on,
-         "mean_test_scores": list(on_scores)}, indent=2))
+        {"cpu": cpu_description(), "n_train": args.n_train, "max_iter": args.max_iter,
+         "off_s": off, "on_s": on, "mean_test_scores": list(on_scores)}, indent=2))
 
 
 if __name__ == "__main__":

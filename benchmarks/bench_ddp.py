@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from _data import DEFAULT_DATA_DIR, require, sst2, subsample
+from _data import DEFAULT_DATA_DIR, cpu_description, require, sst2, subsample
 
 from skbert import BertTextClassifier
 
@@ -66,14 +66,15 @@ def main(argv=None):
     worker_out.unlink()
     rows.append({"setup": f"torchrun: {world} processes x 1 thread (gloo)", "seconds": seconds,
                  "samples_per_s": args.n_train / seconds, "dev_accuracy": accuracy})
-    print(f"\n{args.n_train} SST-2 training texts, 1 epoch, batch 32\n")
+    print(f"\n{cpu_description()}; {args.n_train} SST-2 training texts, 1 epoch, batch 32\n")
     print(f"| {'setup':<40} | fit s | samples/s | dev accuracy |")
     print(f"|{'-' * 42}|-------|-----------|--------------|")
     for r in rows:
         print(f"| {r['setup']:<40} | {r['seconds']:>5.0f} | {r['samples_per_s']:>9.1f} | "
               f"{r['dev_accuracy']:>12.3f} |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"n_train": args.n_train, "rows": rows}, indent=2))
+    Path(args.out).write_text(json.dumps({"cpu": cpu_description(), "n_train": args.n_train,
+                                          "rows": rows}, indent=2))
     print(f"\nwrote {args.out}")
 
 

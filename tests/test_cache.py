@@ -84,19 +84,23 @@ def test_encodings_reused_only_for_the_same_texts(tiny_model_dir, fresh_cache):
 
 
 def test_grid_search_same_with_and_without_cache(tiny_params, fresh_cache, monkeypatch):
-    """Check that caching changes nothing in GridSearchCV's results."""
+    """Check that the cache reads the checkpoint once per search and changes no result."""
     X, y = make_texts(90, seed=9)
     grid = {"learning_rate": [1e-3, 5e-3]}
     params = dict(tiny_params, max_iter=2)
+    calls = _count_loads(monkeypatch)
 
     def search():
+        calls.clear()
         return GridSearchCV(BertTextClassifier(**params), grid, cv=3).fit(X, y)
 
     cached = search()
+    assert calls.count("AutoModel") == 1  # 2 x 3 fits and the refit share one read
     monkeypatch.setattr(_cache.PRETRAINED, "size", 0)
     monkeypatch.setattr(_cache.ENCODINGS, "size", 0)
     _cache.clear()
     uncached = search()
+    assert calls.count("AutoModel") == 7
     np.testing.assert_allclose(cached.cv_results_["mean_test_score"],
                                uncached.cv_results_["mean_test_score"])
     np.testing.assert_allclose(cached.predict_proba(X[:10]), uncached.predict_proba(X[:10]),

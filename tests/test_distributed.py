@@ -79,14 +79,16 @@ def no_dropout_model(tiny_model_dir, tmp_path_factory):
 
 
 PARAMS = dict(max_iter=2, batch_size=16, learning_rate=5e-3, max_length=32, device="cpu",
-              random_state=None, head_dropout=0.0)
+              random_state=None, head_dropout=0.0, inference_dtype="float32")
 
 
 def _launch(model_dir, out, mode, params):
     out.mkdir()
     script = out / "train.py"
     script.write_text(SCRIPT)
+    # gloo over the loopback interface: no hostname lookup on machines without a network.
     env = dict(os.environ, SKBERT_TEST_PARAMS=json.dumps(params), OMP_NUM_THREADS="1",
+               GLOO_SOCKET_IFNAME="lo",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
@@ -125,6 +127,19 @@ def test_weights_agree_across_ranks_after_every_step(launched):
     assert len(ranks[0]["hashes"]) == len(ranks[0]["seen"])
     assert ranks[0]["hashes"] == ranks[1]["hashes"]
     assert len(set(ranks[0]["hashes"])) == len(ranks[0]["hashes"])  # the weights did move
+
+
+def test_fit_in_two_processes_matches_one(no_dropout_model, tmp_path):
+    """Check that a data-parallel fit equals one process training on the whole batches."""
+    params = dict(PARAMS, random_state=0)
+    (ranks, parallel) = _launch(no_dropout_model, tmp_path / "fit", "fit", params)
+    assert ranks[0]["hashes"] == ranks[1]["hashes"]
+    X, y = make_texts(96, seed=7)
+    single = BertTextClassifier(model_name_or_path=no_dropout_model, **params).fit(X, y)
+    np.testing.assert_allclose(parallel.loss_curve_, single.loss_curve_, rtol=1e-4)
+    texts, _ = make_texts(40, seed=8)
+    np.testing.assert_allclose(parallel.predict_proba(texts), single.predict_proba(texts),
+                               atol=1e-4)
 
 
 @pytest.fixture(scope="module")

@@ -92,24 +92,40 @@ def test_int8_refused_without_quantized_engine(fitted, monkeypatch):
         clf.predict_proba(TEXTS[:2])
 
 
-def test_int8_threads_share_one_copy(int8):
+def test_int8_threads_share_one_copy(int8, monkeypatch):
     """Check that threads predicting at once get the same results and one quantized copy."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    int8.__dict__.pop("_int8_model", None)
     expected = copy.deepcopy(int8).predict_proba(TEXTS)
+    int8.__dict__.pop("_int8_model", None)
+    calls = []
+    quantize = _modeling.quantize_int8
+    monkeypatch.setattr(_modeling, "quantize_int8",
+                        lambda model: calls.append(1) or quantize(model))
+    start = threading.Barrier(4)
+
+    def predict(_):
+        start.wait()  # all four threads ask for the int8 copy at once
+        return int8.predict_proba(TEXTS), int8._int8_model[1]
+
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: int8.predict_proba(TEXTS), range(4)))
-    for proba in results:
+        results = list(pool.map(predict, range(4)))
+    assert len(calls) == 1
+    assert len({id(model) for _, model in results}) == 1
+    for proba, _ in results:
         np.testing.assert_allclose(proba, expected, atol=1e-6)
 
 
 # ------------------------------------------------------------------------- ONNX
-ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the test extra")
-pytest.importorskip("onnxscript", reason="the ONNX exporter needs onnxscript (skbert[onnx])")
+@pytest.fixture(scope="module")
+def ort():
+    """onnxruntime, and the exporter's onnxscript; the ONNX tests skip without them."""
+    pytest.importorskip("onnxscript", reason="the ONNX exporter needs onnxscript (skbert[onnx])")
+    return pytest.importorskip("onnxruntime", reason="onnxruntime is in the test extra")
 
 
-def _run_onnx(folder, texts):
+def _run_onnx(ort, folder, texts):
     from transformers import AutoTokenizer
 
     meta = json.loads((folder / "skbert_onnx.json").read_text())
@@ -122,15 +138,15 @@ def _run_onnx(folder, texts):
 
 
 @pytest.fixture(scope="module")
-def exported(fitted, tmp_path_factory):
+def exported(ort, fitted, tmp_path_factory):
     """The fitted toy classifier exported to ONNX."""
     return fitted.export_onnx(tmp_path_factory.mktemp("onnx") / "model")
 
 
 @pytest.mark.parametrize("texts", [TEXTS[:1], TEXTS[:17], TEXTS], ids=["one", "17", "all"])
-def test_export_onnx_matches_torch(fitted, exported, texts):
+def test_export_onnx_matches_torch(ort, fitted, exported, texts):
     """Check that ONNX Runtime's logits match torch fp32 within 1e-4, any batch and length."""
-    logits, meta = _run_onnx(exported, texts)
+    logits, meta = _run_onnx(ort, exported, texts)
     clf = copy.deepcopy(fitted).set_params(inference_dtype="float32")
     expected = clf._predict_logits(texts)
     np.testing.assert_allclose(logits, expected, atol=1e-4)
@@ -138,24 +154,28 @@ def test_export_onnx_matches_torch(fitted, exported, texts):
     assert meta["inputs"] == ["input_ids", "attention_mask"]
 
 
-def test_export_onnx_quantizes_with_onnx_runtime(exported, tmp_path):
-    """Check that ONNX Runtime's dynamic int8 quantization accepts the exported graph."""
+def test_export_onnx_quantizes_with_onnx_runtime(ort, fitted, exported, tmp_path):
+    """Check that ONNX Runtime's dynamic int8 quantization of the graph runs and agrees."""
+    import shutil
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(exported / "model.onnx", tmp_path / "int8.onnx", weight_type=QuantType.QInt8)
-    session = ort.InferenceSession(str(tmp_path / "int8.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    assert [o.name for o in session.get_outputs()] == ["logits"]
+    folder = shutil.copytree(exported, tmp_path / "int8")
+    quantize_dynamic(exported / "model.onnx", folder / "model.onnx", weight_type=QuantType.QInt8)
+    logits, _ = _run_onnx(ort, folder, TEXTS)
+    expected = copy.deepcopy(fitted).set_params(inference_dtype="float32")._predict_logits(TEXTS)
+    assert logits.shape == expected.shape
+    assert np.mean(logits.argmax(1) == expected.argmax(1)) >= 0.95
 
 
-def test_export_onnx_text_pairs(tiny_params, tmp_path):
+def test_export_onnx_text_pairs(ort, tiny_params, tmp_path):
     """Check that a pair model exports token_type_ids and still matches torch."""
     X, y = make_texts(40, seed=5)
     pairs = np.array([[a, b] for a, b in zip(X, X[::-1], strict=True)], dtype=object)
     clf = BertTextClassifier(**dict(tiny_params, max_iter=1, inference_dtype="float32"))
     clf.fit(pairs, y)
     folder = clf.export_onnx(tmp_path / "pairs")
-    logits, meta = _run_onnx(folder, [list(p) for p in pairs[:9]])
+    logits, meta = _run_onnx(ort, folder, [list(p) for p in pairs[:9]])
     assert meta["inputs"][-1] == "token_type_ids" and meta["text_pairs"] is True
     np.testing.assert_allclose(logits, clf._predict_logits(pairs[:9]), atol=1e-4)
 

@@ -38,6 +38,17 @@ def test_predict_proba_permutation_and_budget_invariant(fp32, seed, budget):
     np.testing.assert_allclose(proba, reference[perm], atol=1e-5)
 
 
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(st.integers(0, len(TEXTS) - 1), min_size=1, max_size=len(TEXTS)))
+def test_predict_proba_of_a_subset_is_the_subset_of_rows(fp32, rows):
+    """Check that a text's probabilities do not depend on the other texts of the call."""
+    reference = fp32.predict_proba(TEXTS)
+    proba = fp32.predict_proba([TEXTS[i] for i in rows])
+    np.testing.assert_allclose(proba, reference[rows], atol=1e-5)
+
+
 def test_predict_zero_and_one_text(fitted):
     """Check that no texts give shape (0, n_classes) and one text works."""
     assert fitted.predict_proba([]).shape == (0, 2)
@@ -123,11 +134,18 @@ def test_bf16_training_on_cpu_learns_reproducibly(tiny_params, toy_data):
 
 def test_predict_proba_from_many_threads(fp32):
     """Check that threads predicting at once on one estimator all get correct results."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    inputs = [TEXTS[i::4] for i in range(4)] * 3
+    inputs = [TEXTS[i::4] * 5 for i in range(4)] * 2  # different texts in each thread
     expected = [fp32.predict_proba(texts) for texts in inputs]
-    with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(fp32.predict_proba, inputs))
+    start = threading.Barrier(len(inputs))
+
+    def predict(texts):
+        start.wait()  # every thread enters predict_proba at the same moment
+        return fp32.predict_proba(texts)
+
+    with ThreadPoolExecutor(len(inputs)) as pool:
+        results = list(pool.map(predict, inputs))
     for got, want in zip(results, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6)
