@@ -2,8 +2,9 @@
 
 ``GridSearchCV`` and ``cross_val_score`` fit the same pretrained checkpoint on the same
 folds many times. Loaded tokenizers and backbones are kept (the last two) keyed by path
-and the files' modification times, and every fit gets its own deep copy; token ids are
-kept (the last few) keyed by tokenizer, ``max_length`` and a digest of the texts. This
+and the files' modification times, and every fit gets its own deep copy; the token ids of
+training texts are kept (the last few) keyed by tokenizer, ``max_length`` and a digest of
+the texts. This
 module imports nothing from skbert.
 """
 
@@ -15,10 +16,16 @@ from collections import OrderedDict
 
 
 class LRU:
-    """A thread-safe least-recently-used mapping of at most ``size`` entries."""
+    """A thread-safe least-recently-used mapping of at most ``size`` entries.
 
-    def __init__(self, size):
+    With ``weight`` (a function of a value) and ``max_weight``, also evicts the least
+    recently used entries while the values' weights add up to more than ``max_weight``.
+    """
+
+    def __init__(self, size, *, weight=None, max_weight=None):
         self.size = size
+        self._weight = weight
+        self._max_weight = max_weight
         self._items = OrderedDict()
         self._lock = threading.Lock()
 
@@ -35,8 +42,13 @@ class LRU:
                 return
             self._items[key] = value
             self._items.move_to_end(key)
-            while len(self._items) > self.size:
+            while len(self._items) > self.size or self._overweight():
                 self._items.popitem(last=False)
+
+    def _overweight(self):
+        if self._weight is None or len(self._items) <= 1:
+            return False
+        return sum(map(self._weight, self._items.values())) > self._max_weight
 
     def clear(self):
         with self._lock:
@@ -44,7 +56,9 @@ class LRU:
 
 
 PRETRAINED = LRU(2)
-ENCODINGS = LRU(4)
+# Token ids of training texts: enough entries for the folds of a grid search (which fits
+# every fold of one candidate before the next), at most 2**25 tokens (128 MiB) in all.
+ENCODINGS = LRU(16, weight=lambda encoding: len(encoding[0]), max_weight=1 << 25)
 
 
 def folder_stamp(path):
@@ -79,6 +93,7 @@ def texts_digest(texts):
     digest = hashlib.blake2b(digest_size=16)
     for text in texts:
         parts = (text,) if isinstance(text, str) else text
+        digest.update(b"S" if isinstance(text, str) else b"P")  # "a\x00b" is not ("a", "b")
         for part in parts:
             digest.update(part.encode("utf-8", "surrogatepass"))
             digest.update(b"\x00")

@@ -16,6 +16,10 @@ from pathlib import Path
 _NAME = re.compile(r"^ckpt-(\d{12})$")
 
 
+def _step(path):
+    return int(_NAME.match(path.name).group(1))
+
+
 def _complete(root):
     root = Path(root)
     if not root.is_dir():
@@ -30,6 +34,13 @@ def write_checkpoint(root, step, files, keep):
     Keeps the ``keep`` newest checkpoints and returns the new folder.
     """
     root = Path(root)
+    newer = [p.name for p in _complete(root) if _step(p) > step]
+    if newer:
+        raise ValueError(
+            f"checkpoint_dir {os.fspath(root)!r} already holds {newer[-1]}, newer than "
+            f"step {step} of this run: it belongs to another run. Continue that run with "
+            "BertTextClassifier.resume, or give this run an empty checkpoint_dir."
+        )
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".ckpt-{step:012d}.tmp-", dir=root))
     try:
@@ -42,7 +53,7 @@ def write_checkpoint(root, step, files, keep):
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    for old in _complete(root)[:-keep]:
+    for old in [p for p in _complete(root) if p != target][: -keep + 1 or None]:
         shutil.rmtree(old, ignore_errors=True)
     return target
 
@@ -57,7 +68,12 @@ def replace_folder(staging, target):
     if target.exists():
         aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
         os.replace(target, aside / "old")
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            os.replace(aside / "old", target)  # put the old folder back
+            shutil.rmtree(aside, ignore_errors=True)
+            raise
         shutil.rmtree(aside, ignore_errors=True)
     else:
         os.replace(staging, target)

@@ -348,6 +348,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             device, sync = self._device_and_sync()
             if sync is not None:  # every process shuffles and splits as rank 0 does
                 seed = sync.broadcast_seed(seed)
+        else:
+            sync = self._stream["sync"]
+        if sync is not None:  # each process takes its share of the same batches
+            from ._cache import texts_digest
+
+            sync.check_same_input(texts_digest(texts + [str(t) for t in targets]))
         train_rows, val_rows = self._validation_split(targets, seed, incremental)
         if first:
             stream = self._start(classes, len(train_rows), seed, incremental, device, sync)
@@ -356,7 +362,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         if incremental:
             self._warn_if_unshuffled(targets, classes, stream["seen"])
             stream["seen"] += np.bincount(targets, minlength=len(classes))
-        encoding = _tokenization.encode(stream["tokenizer"], texts, self.max_length)
+        encoding = _tokenization.encode(stream["tokenizer"], texts, self.max_length, cache=True)
         module, device = stream["module"], stream["device"]
 
         cuda = [device.index or 0] if device.type == "cuda" else []
@@ -379,11 +385,16 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                     "or max_length (or use freeze_base=True) and fit again."
                 ) from exc
             stream["torch_rng"] = torch.get_rng_state()
+        if stream["sync"] is not None:
+            stream["sync"].broadcast_buffers(module)  # one set of BatchNorm statistics
         module.eval()
         if stopper is not None:
             stopper.restore_best()
             self.validation_scores_ = stopper.scores
             self.best_validation_score_ = stopper.best_score
+        elif not incremental:  # not left over from an earlier fit with early stopping
+            self.__dict__.pop("validation_scores_", None)
+            self.__dict__.pop("best_validation_score_", None)
         self.classes_ = classes
         self.model_ = module
         self.__dict__.pop("_int8_model", None)  # weights changed: quantize again
@@ -743,7 +754,9 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
 
         def validate():
             module.eval()
-            return float(np.mean(val_logits().argmax(1) == targets[val_rows]))
+            score = float(np.mean(val_logits().argmax(1) == targets[val_rows]))
+            # Rank 0 decides, so that no process stops while the others train on.
+            return score if sync is None else sync.broadcast_score(score)
 
         return train_pass, (None if val_rows is None else validate)
 

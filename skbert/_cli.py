@@ -63,7 +63,7 @@ def parse_param(text):
     try:
         value = ast.literal_eval(raw.strip())
     except Exception:  # not a Python literal: a plain string such as cpu or mean
-        value = raw
+        value = raw.strip()
     return name, value
 
 
@@ -574,7 +574,17 @@ def _fit_stream(args, model):
 
 
 def _check_resumable(args, model, sizes, done):
-    """Refuse to resume on other data or another --chunksize than the checkpoint's."""
+    """Refuse to resume on other data, another --chunksize than the checkpoint's, or more
+    epochs than its learning-rate schedule covers (the rate would be 0 past its end)."""
+    needed = _stream_steps(model, sizes) * (args.epochs or 1)
+    if model.max_steps is not None and model.max_steps < needed:
+        raise CommandError(
+            f"The checkpoint in {os.fspath(args.checkpoint_dir)!r} was started with a "
+            f"schedule of max_steps={model.max_steps} optimizer steps, but --epochs "
+            f"{args.epochs or 1} over this data needs {needed}: past max_steps the "
+            "learning rate is 0. Resume with the --epochs of the interrupted run, or "
+            "start a new run for more epochs."
+        )
     seen = int(model._stream["seen"].sum())
     expected = sum(sizes[k % len(sizes)] for k in range(done))
     if seen != expected:

@@ -5,7 +5,9 @@ the same seed; each computes the loss and gradients of its share of every batch,
 one all-reduce per step sums the gradients (with the loss and the Ctrl-C flag), so every
 process takes the same optimizer step and the weights stay identical. The loss of a
 share is its sum divided by the whole batch's size, so the summed gradient is exactly the
-gradient of one process training on the whole batch. This module imports nothing from
+gradient of one process training on the whole batch (except through BatchNorm layers,
+which normalise each share by its own statistics; rank 0's running statistics are copied
+to every process at the end of each call). This module imports nothing from
 skbert.
 """
 
@@ -44,6 +46,8 @@ class DataParallel:
     def __init__(self, device):
         import torch.distributed as dist
 
+        if device.type == "cuda":  # this rank's GPU becomes the current one, not GPU 0
+            torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         self._dist = dist
@@ -62,9 +66,44 @@ class DataParallel:
 
     def broadcast_seed(self, seed):
         """Rank 0's seed, so that every process shuffles and splits alike."""
-        value = torch.tensor([seed], dtype=torch.int64, device=self._comm_device())
-        self._dist.broadcast(value, src=0)
-        return int(value.item())
+        return int(self._broadcast(seed, torch.int64))
+
+    def broadcast_score(self, score):
+        """Rank 0's validation score, so that every process stops early alike."""
+        return float(self._broadcast(score, torch.float64))
+
+    def _broadcast(self, value, dtype):
+        tensor = torch.tensor([value], dtype=dtype, device=self._comm_device())
+        self._dist.broadcast(tensor, src=0)
+        return tensor.item()
+
+    def check_same_input(self, digest):
+        """Raise in every process unless all were given the same data (its 16-byte digest).
+
+        Every process must call ``fit``/``partial_fit`` with the same texts and labels:
+        the batches are split between them here, not by the caller.
+        """
+        mine = torch.from_numpy(np.frombuffer(digest, dtype=np.int64).copy())
+        mine = mine.to(self._comm_device())
+        first = mine.clone()
+        self._dist.broadcast(first, src=0)
+        differs = torch.tensor([float(not torch.equal(mine, first))], device=mine.device)
+        self._dist.all_reduce(differs)
+        if differs.item() > 0:
+            raise ValueError(
+                f"The {self.world_size} processes of this data-parallel run were given "
+                f"different training data ({int(differs.item())} differ from rank 0's). "
+                "Call fit/partial_fit with the same X and y in every process: skbert "
+                "gives each process its share of every batch. To train in one process, "
+                "run the script without torchrun/accelerate (WORLD_SIZE unset or 1)."
+            )
+
+    def broadcast_buffers(self, module):
+        """Copy rank 0's buffers (BatchNorm running statistics, which each process
+        gathers on its own share) to every process."""
+        with torch.no_grad():
+            for tensor in module.buffers():
+                self._dist.broadcast(tensor.data, src=0)
 
     def broadcast_module(self, module):
         """Copy rank 0's parameters and buffers to every process."""

@@ -4,6 +4,7 @@ torch, transformers and the ONNX exporter (``onnx``, ``onnxscript``) are importe
 the function. This module imports nothing from skbert but the folder helpers.
 """
 
+import copy
 import json
 import os
 import tempfile
@@ -22,7 +23,7 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, ops
     Parameters
     ----------
     module : TextClassifierModule
-        The fitted network (moved to the CPU for export; left unchanged).
+        The fitted network (exported from a CPU copy; left as it is).
     tokenizer : PreTrainedTokenizerFast
         Saved beside the graph so that the folder is all a serving process needs.
     classes : ndarray
@@ -55,15 +56,15 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, ops
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if text_pairs else [])
     example = tokenizer(
         [["a b", "c"], ["d e f", "g h"]] if text_pairs else ["a b c", "d e"],
-        padding=True, return_tensors="pt",
+        padding=True, return_tensors="pt", return_token_type_ids=text_pairs,
     )
     example = {name: example[name] for name in names}
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    device = next(module.parameters()).device
+    # A CPU copy: the fitted network may be predicting in another thread meanwhile.
+    module = copy.deepcopy(module).cpu().eval()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        module.cpu().eval()
         with warnings.catch_warnings(), torch.inference_mode(False):
             warnings.simplefilter("ignore")  # exporter deprecation chatter
             program = torch.onnx.export(
@@ -84,8 +85,6 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, ops
 
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    finally:
-        module.to(device)
     return target
 
 

@@ -211,9 +211,9 @@ def quantized_engine():
 def quantize_int8(module):
     """A copy of ``module`` for CPU prediction whose backbone Linear layers run in int8.
 
-    Dynamic quantization: weights are stored as int8 per output channel; activations
-    are quantized per batch at run time. The head keeps full precision. ``module`` is
-    not modified.
+    Dynamic quantization: weights are stored as int8 per output channel (per tensor on
+    the qnnpack engine); activations are quantized per batch at run time. The head keeps
+    full precision. ``module`` is not modified.
     """
     import copy
     import warnings
@@ -221,7 +221,8 @@ def quantize_int8(module):
     engine = quantized_engine()
     if engine is None:
         raise RuntimeError(
-            "inference_dtype='int8' needs a quantized CPU engine (x86/fbgemm/qnnpack), "
+            "inference_dtype='int8' needs a quantized CPU engine (x86, fbgemm, onednn or "
+            "qnnpack), "
             "which this torch build lacks; use inference_dtype='auto'."
         )
     from torch.ao.quantization import (

@@ -13,11 +13,7 @@ from . import _cache
 # Texts tokenized per call of the fast tokenizer: large enough to keep its Rust
 # threads busy, small enough that the Python lists it returns stay small.
 _TOKENIZE_CHUNK = 8192
-# Encodings of at most this many tokens are kept for reuse (4 bytes each).
-_CACHE_MAX_TOKENS = 1 << 23
-
-
-def encode(tokenizer, texts, max_length):
+def encode(tokenizer, texts, max_length, *, cache=False):
     """Tokenize texts once into flat, unpadded token ids.
 
     Parameters
@@ -28,6 +24,9 @@ def encode(tokenizer, texts, max_length):
         Validated texts or text pairs.
     max_length : int
         Longest sequence kept, special tokens included; longer ones are truncated.
+    cache : bool, default=False
+        Whether to keep the result for the next call with the same texts (training sets,
+        which the fits of a grid search repeat; prediction inputs stream through).
 
     Returns
     -------
@@ -40,21 +39,21 @@ def encode(tokenizer, texts, max_length):
 
     Notes
     -----
-    For a tokenizer loaded through the cache (see ``_cache.load_copy``) the result is
-    kept and returned again, read-only, for the same texts and ``max_length``.
+    With ``cache`` and a tokenizer loaded through the cache (see ``_cache.load_copy``),
+    the result is kept and returned again, read-only, for the same texts and
+    ``max_length``.
     """
     tokenizer_key = getattr(tokenizer, "_skbert_cache_key", None)
-    if tokenizer_key is None:
+    if not cache or tokenizer_key is None:
         return _encode(tokenizer, texts, max_length)
     key = (tokenizer_key, max_length, _cache.texts_digest(texts))
     encoding = _cache.ENCODINGS.get(key)
     if encoding is None:
         encoding = _encode(tokenizer, texts, max_length)
-        if len(encoding[0]) <= _CACHE_MAX_TOKENS:
-            for array in encoding:
-                if array is not None:
-                    array.setflags(write=False)
-            _cache.ENCODINGS.put(key, encoding)
+        for array in encoding:
+            if array is not None:
+                array.setflags(write=False)
+        _cache.ENCODINGS.put(key, encoding)
     return encoding
 
 

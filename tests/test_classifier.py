@@ -139,6 +139,10 @@ def test_early_stopping_restores_best_weights(tiny_params, toy_data):
     _, val_rows = clf._validation_split(y, seed, incremental=False)
     held_out = clf.score([X[i] for i in val_rows], y[val_rows])
     assert held_out == pytest.approx(clf.best_validation_score_)
+    # Refitting without early stopping leaves no scores of the earlier fit behind.
+    clf.set_params(early_stopping=False, max_iter=1).fit(X, y)
+    assert not hasattr(clf, "validation_scores_")
+    assert not hasattr(clf, "best_validation_score_")
 
 
 def test_early_stopping_needs_room_for_every_class(tiny_params):

@@ -343,6 +343,17 @@ def test_resume_with_another_chunksize_is_refused(stream_run, capsys):
     assert not (folder / "other.skops").exists()
 
 
+def test_resume_with_more_epochs_than_the_schedule_is_refused(stream_run, capsys):
+    """Check that resuming for more epochs than max_steps covers is an error, not lr 0."""
+    folder, _, args = stream_run
+    i = args.index("--epochs")
+    args = [*args[: i + 1], 3, *args[i + 2 :]]
+    status, _, err = _main(capsys, *args, "--out", folder / "more.skops", "--resume")
+    assert status == 1
+    assert "max_steps=18" in err and "--epochs 3 over this data needs 27" in err
+    assert not (folder / "more.skops").exists()
+
+
 def test_predict_from_checkpoint_folder(stream_run, tmp_path, capsys):
     """Check that a checkpoint_dir works as MODEL: its newest checkpoint predicts."""
     folder, data, _ = stream_run

@@ -168,3 +168,38 @@ def test_partial_fit_stream_in_two_processes_matches_one(streamed, no_dropout_mo
     texts, _ = make_texts(40, seed=8)
     np.testing.assert_allclose(parallel.predict_proba(texts), single.predict_proba(texts),
                                atol=1e-4)
+
+
+MISMATCH_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import torch.distributed as dist
+    from skbert import BertTextClassifier
+    from tests.conftest import make_texts
+
+    dist.init_process_group("gloo")
+    X, y = make_texts(32, seed=7 + dist.get_rank())  # each rank loads other data
+    clf = BertTextClassifier(sys.argv[1], max_iter=1, batch_size=16, max_length=32,
+                             device="cpu")
+    try:
+        clf.fit(X, y)
+    except ValueError as exc:
+        print(f"rank {dist.get_rank()}: {exc}", flush=True)
+""")
+
+
+def test_ranks_given_different_data_all_raise(tiny_model_dir, tmp_path):
+    """Check that processes given different data raise together, instead of training on a
+    mix or waiting on each other forever."""
+    script = tmp_path / "mismatch.py"
+    script.write_text(MISMATCH_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         str(script), tiny_model_dir],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        assert f"rank {rank}: The 2 processes of this data-parallel run were given " \
+               "different training data" in result.stdout

@@ -179,3 +179,39 @@ def test_failed_checkpoint_write_keeps_older_checkpoints(tmp_path, monkeypatch):
         _checkpoint.write_checkpoint(tmp_path, 6, {"a": b"new", "b": b"new"}, keep=2)
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000000000003"]
     assert _checkpoint.latest_checkpoint(tmp_path).joinpath("a").read_bytes() == b"old"
+
+
+def test_checkpoint_keeps_the_newest_and_refuses_another_runs_folder(tmp_path):
+    """Check pruning keeps the ``keep`` newest, and that a folder holding a newer
+    checkpoint (another run's) is refused rather than pruned into a mix of two runs."""
+    from skbert import _checkpoint
+
+    for step in (1, 2, 3):
+        _checkpoint.write_checkpoint(tmp_path, step, {"a": bytes([step])}, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt-000000000002", "ckpt-000000000003"]
+    with pytest.raises(ValueError, match=r"already holds ckpt-000000000003, newer than step 1"):
+        _checkpoint.write_checkpoint(tmp_path, 1, {"a": b"x"}, keep=2)
+    assert _checkpoint.latest_checkpoint(tmp_path).joinpath("a").read_bytes() == bytes([3])
+
+
+def test_replace_folder_puts_the_old_folder_back_when_the_swap_fails(tmp_path, monkeypatch):
+    """Check that a failing rename leaves the previous folder at its name."""
+    from skbert import _checkpoint
+
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "f").write_text("old")
+    (tmp_path / "staging").mkdir()
+    (tmp_path / "staging" / "f").write_text("new")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if os.path.basename(src) == "staging":
+            raise OSError("rename failed (simulated)")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(_checkpoint.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated"):
+        _checkpoint.replace_folder(tmp_path / "staging", tmp_path / "target")
+    assert (tmp_path / "target" / "f").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["staging", "target"]
