@@ -103,6 +103,10 @@ def evaluate(make, X, y, X_test, y_test):
     }
 
 
+SHORT = {"TF-IDF + LogisticRegression": "TF-IDF\n+ LR", "TF-IDF + LinearSVC": "TF-IDF\n+ SVM",
+         "skbert all-MiniLM-L6-v2": "skbert\nMiniLM-L6"}
+
+
 def chart(rows, path):
     """A bar chart of each dataset's customary metric, one bar per model."""
     import matplotlib
@@ -119,8 +123,7 @@ def chart(rows, path):
         bars = ax.bar(range(len(values)), values, color=["#9aa5b1", "#c3cbd3", "#2b6cb0"])
         ax.bar_label(bars, fmt="%.3f", fontsize=8)
         ax.set_title(f"{name} ({'MCC' if metric == 'mcc' else 'accuracy'})", fontsize=10)
-        ax.set_xticks(range(len(values)), [lbl.replace(" + ", "\n+ ") for lbl in labels],
-                      fontsize=7)
+        ax.set_xticks(range(len(values)), [SHORT.get(lbl, lbl) for lbl in labels], fontsize=8)
         low = min(values)
         ax.set_ylim(max(0.0, low - 0.15 * (1 - low) - 0.05), 1.0 if metric != "mcc" else
                     min(1.0, max(values) + 0.1))

@@ -32,25 +32,30 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     parser.add_argument("--n-train", type=int, default=300)
     parser.add_argument("--max-iter", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each setting")
     parser.add_argument("--out", default=Path(__file__).parent / "results" / "bench_cache.json")
     args = parser.parse_args(argv)
     require(args.data_dir)
     X, y = subsample(*sst2(args.data_dir, "train"), args.n_train, seed=0)
     rows = {}
-    for label, size in (("caches off", 0), ("caches on", None)):
-        _cache.clear()
-        sizes = (_cache.PRETRAINED.size, _cache.ENCODINGS.size)
-        if size is not None:
-            _cache.PRETRAINED.size = _cache.ENCODINGS.size = size
-        try:
-            rows[label] = search(X, y, args.max_iter)
-        finally:
-            _cache.PRETRAINED.size, _cache.ENCODINGS.size = sizes
+    for _ in range(args.repeats):  # alternate, keep each setting's best wall time
+        for label, size in (("caches off", 0), ("caches on", None)):
+            _cache.clear()
+            sizes = (_cache.PRETRAINED.size, _cache.ENCODINGS.size)
+            if size is not None:
+                _cache.PRETRAINED.size = _cache.ENCODINGS.size = size
+            try:
+                seconds, scores = search(X, y, args.max_iter)
+            finally:
+                _cache.PRETRAINED.size, _cache.ENCODINGS.size = sizes
+            best = rows.get(label, (np.inf, None))[0]
+            rows[label] = (min(best, seconds), scores)
     (off, off_scores), (on, on_scores) = rows["caches off"], rows["caches on"]
     assert np.array_equal(off_scores, on_scores), (off_scores, on_scores)
     print(cpu_description())
     print(f"GridSearchCV: 3 learning rates x 3 folds + refit = 10 fits of {args.n_train} "
           f"texts x {args.max_iter} epoch(s)")
+    print(f"best of {args.repeats} runs of each setting, alternating")
     print("| caches | wall s |\n|---|---|")
     print(f"| off | {off:.1f} |\n| on | {on:.1f} |")
     print(f"on/off: {on / off:.3f} (saved {off - on:.1f} s); identical cv scores: yes")

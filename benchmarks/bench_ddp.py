@@ -50,6 +50,10 @@ def main(argv=None):
         seconds, accuracy, world = train(args.data_dir, args.n_train)
         if int(os.environ["RANK"]) == 0:
             Path(args.worker).write_text(json.dumps([seconds, accuracy, world]))
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
         return
     rows = []
     seconds, accuracy, _ = train(args.data_dir, args.n_train)

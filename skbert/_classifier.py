@@ -711,7 +711,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
 
         if self.freeze_base:
             def features(rows):
-                batches = sorted_batches(lengths[rows], self._batch_tokens(device))
+                batches = sorted_batches(lengths[rows], self._batch_tokens(device),
+                                         multiple_of=_training.pad_multiple(device))
                 out = _training.predict_batches(
                     module.features, encoding, rows, batches, pad_id=pad_id, device=device
                 )
@@ -816,14 +817,15 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         import torch
 
         from ._batching import sorted_batches
-        from ._training import inference_dtype, predict_batches
+        from ._training import inference_dtype, pad_multiple, predict_batches
 
         if rows is None:
             rows = np.arange(len(encoding[2]) - 1)
         module.eval()
         budget = self._batch_tokens(device)
         while True:
-            batches = sorted_batches(np.diff(encoding[2])[rows], budget)
+            batches = sorted_batches(np.diff(encoding[2])[rows], budget,
+                                     multiple_of=pad_multiple(device))
             try:
                 return predict_batches(
                     module, encoding, rows, batches, pad_id=tokenizer.pad_token_id,

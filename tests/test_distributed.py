@@ -62,6 +62,9 @@ SCRIPT = textwrap.dedent("""
     if rank == 0:
         with open(os.path.join(out, "model.pkl"), "wb") as f:
             pickle.dump(clf, f)
+    # Leave together: a process exiting with its process group alive can abort in gloo.
+    dist.barrier()
+    dist.destroy_process_group()
 """)
 
 
@@ -184,6 +187,8 @@ MISMATCH_SCRIPT = textwrap.dedent("""
         clf.fit(X, y)
     except ValueError as exc:
         print(f"rank {dist.get_rank()}: {exc}", flush=True)
+    dist.barrier()
+    dist.destroy_process_group()
 """)
 
 
