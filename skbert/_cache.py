@@ -4,8 +4,7 @@
 folds many times. Loaded tokenizers and backbones are kept (the last two) keyed by path
 and the files' modification times, and every fit gets its own deep copy; the token ids of
 training texts are kept (the last few) keyed by tokenizer, ``max_length`` and a digest of
-the texts. This
-module imports nothing from skbert.
+the texts. This module imports nothing from skbert.
 """
 
 import copy

@@ -222,8 +222,7 @@ def quantize_int8(module):
     if engine is None:
         raise RuntimeError(
             "inference_dtype='int8' needs a quantized CPU engine (x86, fbgemm, onednn or "
-            "qnnpack), "
-            "which this torch build lacks; use inference_dtype='auto'."
+            "qnnpack), which this torch build lacks; use inference_dtype='auto'."
         )
     from torch.ao.quantization import (
         default_dynamic_qconfig,

@@ -13,6 +13,8 @@ from . import _cache
 # Texts tokenized per call of the fast tokenizer: large enough to keep its Rust
 # threads busy, small enough that the Python lists it returns stay small.
 _TOKENIZE_CHUNK = 8192
+
+
 def encode(tokenizer, texts, max_length, *, cache=False):
     """Tokenize texts once into flat, unpadded token ids.
 
