@@ -166,8 +166,8 @@ def pad_multiple(device):
     """What padded lengths are rounded up to on ``device``.
 
     8 on CUDA, whose tensor cores want it; 1 elsewhere: on the CPU every padded token is
-    wasted work (rounding short texts up to 8 cost about 15% of training throughput
-    and 10% of prediction throughput on SST-2, on the development machine).
+    wasted work (on SST-2 dev, rounding up to 8 cost 10% to 20% of prediction
+    throughput on the development machine; see benchmarks/bench_padding.py).
     """
     return 8 if device.type == "cuda" else 1
 
