@@ -82,6 +82,49 @@ def test_cached_features_train_the_same_head_as_on_the_fly(frozen_params, toy_da
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+def test_sparse_embedding_gradients_train_like_dense(tiny_model_dir, toy_data):
+    """Check that sparse word-embedding gradients (added into a kept dense buffer) give the
+    same weights as dense ones, and that the embedding is dense again outside forward."""
+    from skbert._pretrained import load_backbone, load_tokenizer
+    from skbert._tokenization import encode
+
+    X, y, _, _ = toy_data
+    encoding = encode(load_tokenizer(tiny_model_dir), X, 32)
+    cpu = torch.device("cpu")
+    batches = np.array_split(np.random.default_rng(0).permutation(len(X)), 8)
+    seen, weights = [], []
+    for sparse in (False, True):
+        torch.manual_seed(0)
+        module = _modeling.build_module(load_backbone(tiny_model_dir), 2)
+        embeddings = _training.input_embeddings(module) if sparse else []
+        groups = _modeling.parameter_groups(module, 1e-2, 1e-2, 0.01, 1.0)
+        optimizer = _training.adamw(groups, cpu)
+        scheduler = _training.linear_schedule(optimizer, 2, 16)
+        parameters = [p for g in groups for p in g["params"]]
+
+        def forward(rows, module=module):
+            seen.append(module.backbone.get_input_embeddings().sparse)
+            return module(**_training.batch_to_device(encoding, rows, 0, cpu))
+
+        module.train()
+        buffers = []
+        for _ in range(2):
+            _training.train_epoch(
+                forward, parameters, batches, y.astype(np.int64), None, optimizer,
+                scheduler, device=cpu, max_grad_norm=1.0, embeddings=embeddings,
+            )
+            buffers.append(module.backbone.get_input_embeddings().weight.grad)
+        weights.append(module.state_dict())
+        if sparse:  # one dense buffer all along, and a dense embedding outside forward
+            assert buffers[0] is buffers[1] and buffers[1].layout == torch.strided
+            assert not embeddings[0].sparse
+    assert seen == [False] * 16 + [True] * 16
+    dense, sparse = weights
+    assert dense.keys() == sparse.keys()
+    for key in dense:
+        torch.testing.assert_close(sparse[key], dense[key], atol=1e-6, rtol=1e-5)
+
+
 def test_head_factory_called_once_per_fit_and_pickles(tiny_params, toy_data):
     """Check that a head factory runs once per fit and survives pickle and skops."""
     X, y, X_test, _ = toy_data
