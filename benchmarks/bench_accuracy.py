@@ -11,7 +11,7 @@ chart beside it (matplotlib, in the ``bench`` extra).
 The baselines always see all the training data. skbert's CPU budget is stated in the
 output: bf16 autocast training where the CPU has native bf16 (else fp32), batch 32, lr 5e-5,
 up to ``--max-train`` texts per dataset and the epochs of ``EPOCHS``. ``--quick`` uses
-2,000 training texts and one epoch (about 5 minutes on a 2-core CPU). Run it alone.
+6,000 training texts and one epoch (about 12 minutes in all on a 2-core CPU). Run it alone.
 ``--baselines-only`` runs the two TF-IDF models alone (seconds) and merges their rows into
 an existing JSON of the same mode.
 """
@@ -143,16 +143,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     parser.add_argument("--quick", action="store_true",
-                        help="2,000 training texts per dataset for skbert, one epoch")
+                        help="6,000 training texts per dataset for skbert, one epoch")
     parser.add_argument("--max-train", type=int, default=None,
                         help="cap on skbert's training texts per dataset (default: 20,000; "
-                             "2,000 with --quick)")
+                             "6,000 with --quick)")
     parser.add_argument("--only", nargs="*", help="datasets to run (default: all)")
     parser.add_argument("--baselines-only", action="store_true",
                         help="run the TF-IDF models only; merge them into the existing JSON")
     args = parser.parse_args(argv)
     require(args.data_dir)
-    max_train = args.max_train or (2000 if args.quick else 20000)
+    max_train = args.max_train or (6000 if args.quick else 20000)
     suffix = "_quick" if args.quick else ""
     rows = []
     for name, (X, y, X_test, y_test) in datasets(args.data_dir).items():
