@@ -201,10 +201,16 @@ def checked_loss(loss, n_texts):
     return value
 
 
-def input_embeddings(module):
-    """The trainable word embedding of ``module``'s backbone, as a list (maybe empty)."""
+def sparse_embeddings(module, device):
+    """The word embeddings of ``module`` to train with sparse gradients, as a list.
+
+    The backbone's trainable input embedding on the CPU, where allocating and filling
+    its dense gradient costs (see ``sparse_gradients``); none on other devices, where a
+    caching allocator makes the dense gradient cheap (and sparse kernels may be missing).
+    """
     embedding = module.backbone.get_input_embeddings()
-    if isinstance(embedding, torch.nn.Embedding) and embedding.weight.requires_grad:
+    if (device.type == "cpu" and isinstance(embedding, torch.nn.Embedding)
+            and embedding.weight.requires_grad):
         return [embedding]
     return []
 

@@ -96,7 +96,7 @@ def test_sparse_embedding_gradients_train_like_dense(tiny_model_dir, toy_data):
     for sparse in (False, True):
         torch.manual_seed(0)
         module = _modeling.build_module(load_backbone(tiny_model_dir), 2)
-        embeddings = _training.input_embeddings(module) if sparse else []
+        embeddings = _training.sparse_embeddings(module, cpu) if sparse else []
         groups = _modeling.parameter_groups(module, 1e-2, 1e-2, 0.01, 1.0)
         optimizer = _training.adamw(groups, cpu)
         scheduler = _training.linear_schedule(optimizer, 2, 16)
@@ -123,6 +123,18 @@ def test_sparse_embedding_gradients_train_like_dense(tiny_model_dir, toy_data):
     assert dense.keys() == sparse.keys()
     for key in dense:
         torch.testing.assert_close(sparse[key], dense[key], atol=1e-6, rtol=1e-5)
+
+
+def test_sparse_embeddings_only_for_a_trainable_backbone_on_the_cpu(tiny_model_dir):
+    """Check that sparse gradients are used on the CPU only, and not for a frozen base."""
+    from skbert._pretrained import load_backbone
+
+    module = _modeling.build_module(load_backbone(tiny_model_dir), 2)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert _training.sparse_embeddings(module, cpu) == [module.backbone.embeddings.word_embeddings]
+    assert _training.sparse_embeddings(module, cuda) == []
+    frozen = _modeling.build_module(load_backbone(tiny_model_dir), 2, frozen=True)
+    assert _training.sparse_embeddings(frozen, cpu) == []
 
 
 def test_head_factory_called_once_per_fit_and_pickles(tiny_params, toy_data):
