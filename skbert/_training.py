@@ -338,20 +338,23 @@ def train_epoch(
                 losses = losses * torch.from_numpy(weights[local]).to(device, losses.dtype)
             # The mean over the whole batch: the shares of a data-parallel run add up to it.
             loss = losses.sum() / len(rows)
-        stop = interrupt is not None and interrupt["requested"]
         buffered = [embedding.weight for embedding in embeddings]
         if sync is None:
             value = checked_loss(loss, len(rows))
             backward(loss, optimizer, scaler, buffered)
         else:
+            # Processes agree on stopping through the gradients' all-reduce, so a Ctrl-C
+            # after it is seen one step later.
             backward(loss, optimizer, scaler, buffered)
             value, stop = sync.all_reduce(
-                parameters, 0.0 if loss is None else loss.item(), stop
+                parameters, 0.0 if loss is None else loss.item(), interrupted(interrupt)
             )
             value = checked_loss(value, len(rows))
         apply_gradients(parameters, optimizer, scheduler, max_grad_norm, scaler)
         total_loss += value * len(rows)
         total_count += len(rows)
+        if sync is None:
+            stop = interrupted(interrupt)  # pressed during this step, which is complete
         if stop:
             raise Interrupted(total_loss / total_count)
     return total_loss / max(total_count, 1)
@@ -397,6 +400,11 @@ def predict_batches(
     out = np.empty_like(values)
     out[np.concatenate(batches)] = values
     return out
+
+
+def interrupted(flag):
+    """Whether the ``deferred_interrupt`` flag (or None) was set by Ctrl-C."""
+    return flag is not None and flag["requested"]
 
 
 class Interrupted(Exception):

@@ -12,7 +12,6 @@ import pickle
 import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -366,27 +365,41 @@ def test_predict_from_checkpoint_folder(stream_run, tmp_path, capsys):
     assert _read(out)["prediction"].tolist() == model.predict(texts).tolist()
 
 
-def test_keyboard_interrupt_exits_130(model_path, test_frame, tmp_path, capsys, monkeypatch):
+def test_keyboard_interrupt_exits_130(
+    model_path, test_frame, tiny_params, tmp_path, capsys, monkeypatch
+):
     """Check that Ctrl-C ends with status 130, a message, and no output file.
 
-    During predict Ctrl-C raises KeyboardInterrupt; during fit the estimator stops after
-    the step in progress with a warning, which must not let a half-trained model be saved.
+    During predict Ctrl-C raises KeyboardInterrupt. During fit a real SIGINT arrives
+    mid-training: the estimator stops after the step in progress with a warning, which
+    must not let a half-trained model be saved.
     """
+    import signal
+
+    from skbert import _training
+
     def interrupted_predict(*args, **kwargs):
         raise KeyboardInterrupt
 
-    def interrupted_fit(self, *args, **kwargs):
-        warnings.warn("Training interrupted by user during epoch 1; the estimator keeps "
-                      "the weights of the last completed step.", UserWarning, stacklevel=2)
-        return self
-
     monkeypatch.setattr(BertTextClassifier, "predict_proba", interrupted_predict)
-    monkeypatch.setattr(BertTextClassifier, "fit", interrupted_fit)
     data = _write(test_frame, tmp_path / "test.csv")
     status, _, err = _main(capsys, "predict", model_path, data, "--out", tmp_path / "p.csv")
     assert status == 130 and "interrupted" in err
-    status, _, err = _main(capsys, "fit", data, "--out", tmp_path / "m.skops")
+
+    steps = []
+    checked_loss = _training.checked_loss
+
+    def loss_then_ctrl_c(loss, n_texts):  # Ctrl-C pressed during the second step
+        steps.append(n_texts)
+        if len(steps) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return checked_loss(loss, n_texts)
+
+    monkeypatch.setattr(_training, "checked_loss", loss_then_ctrl_c)
+    status, _, err = _main(capsys, "fit", data, "--out", tmp_path / "m.skops",
+                           *_param_args(dict(tiny_params, max_iter=3)))
     assert status == 130 and "interrupted; the output file was not written" in err
+    assert len(steps) == 2  # it stopped after the step in progress, of 3 epochs x 4 batches
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv"]
 
 

@@ -50,6 +50,7 @@ def test_ctrl_c_keeps_last_consistent_state(tiny_params, toy_data):
     with pytest.warns(UserWarning, match="interrupted by user during epoch 1"):
         clf.fit(X, y)
     assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 1
+    assert clf.model_.head.calls == 5  # no step began after the one interrupted
     proba = clf.predict_proba(X_test)
     assert np.isfinite(proba).all()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
