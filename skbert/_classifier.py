@@ -376,7 +376,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             try:
                 loss_curve = _training.run_epochs(
                     *steps, 1 if incremental else self.max_iter, stopper=stopper,
-                    verbose=self.verbose,
+                    verbose=self.verbose, interrupt=interrupt if sync is None else None,
                 )
             except torch.OutOfMemoryError as exc:
                 raise RuntimeError(
@@ -385,6 +385,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                     "or max_length (or use freeze_base=True) and fit again."
                 ) from exc
             stream["torch_rng"] = torch.get_rng_state()
+        for p in stream["parameters"]:  # free the gradients (the next step sets them anew)
+            p.grad = None
         if stream["sync"] is not None:
             stream["sync"].broadcast_buffers(module)  # one set of BatchNorm statistics
         module.eval()
@@ -751,7 +753,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 dtype=stream["dtype"], max_grad_norm=self.max_grad_norm, scaler=stream["scaler"],
                 progress=self.verbose > 0 and (sync is None or sync.is_main),
                 description=f"epoch {epoch + 1}", interrupt=interrupt, sync=sync,
-                embeddings=_training.sparse_embeddings(module, device),
+                embeddings=() if self.freeze_base else _training.sparse_embeddings(module, device),
             )
 
         def validate():

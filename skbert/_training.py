@@ -460,14 +460,22 @@ class EarlyStopping:
         self.module.load_state_dict(self._best_weights)
 
 
-def run_epochs(train_pass, validate, max_iter, *, stopper=None, verbose=0):
+def run_epochs(train_pass, validate, max_iter, *, stopper=None, verbose=0, interrupt=None):
     """Call ``train_pass(epoch)`` up to ``max_iter`` times; return the loss curve.
 
     After each pass ``validate()`` (when given) scores the model and ``stopper``
-    decides whether to stop. With ``verbose`` one line per epoch is printed.
+    decides whether to stop. With ``verbose`` one line per epoch is printed. A Ctrl-C
+    seen by ``train_pass`` (which raises ``Interrupted``), or set in the ``interrupt``
+    flag between passes, stops training with a warning.
     """
     loss_curve = []
     for epoch in range(max_iter):
+        if epoch and interrupted(interrupt):  # pressed at the end of the previous pass
+            warnings.warn(
+                f"Training interrupted by user after epoch {epoch}; the estimator keeps "
+                "the weights of the last completed step.", UserWarning, stacklevel=4,
+            )
+            break
         try:
             loss = train_pass(epoch)
         except Interrupted as stop:

@@ -34,6 +34,19 @@ class _InterruptingHead(nn.Module):
         return self.linear(x)
 
 
+class _InterruptedInValidationHead(nn.Linear):
+    """A linear head that sends SIGINT to this process on its first eval-mode forward
+    after training began: the first validation."""
+
+    def forward(self, x):
+        if self.training:
+            self.trained = True
+        elif getattr(self, "trained", False) and not getattr(self, "sent", False):
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().forward(x)
+
+
 def _nan_head(in_features, n_classes):
     class NanHead(nn.Linear):
         def forward(self, x):
@@ -53,6 +66,18 @@ def test_ctrl_c_keeps_last_consistent_state(tiny_params, toy_data):
     assert clf.model_.head.calls == 5  # no step began after the one interrupted
     proba = clf.predict_proba(X_test)
     assert np.isfinite(proba).all()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_between_epochs_stops_before_the_next(tiny_params, toy_data):
+    """Check that Ctrl-C during validation stops before the next epoch begins."""
+    X, y, _, _ = toy_data
+    clf = BertTextClassifier(**dict(tiny_params, head=_InterruptedInValidationHead,
+                                    early_stopping=True, n_iter_no_change=5, max_iter=4))
+    with pytest.warns(UserWarning, match="interrupted by user after epoch 1"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 1 and clf.validation_scores_
+    assert len(clf.validation_scores_) == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

@@ -125,6 +125,27 @@ def test_sparse_embedding_gradients_train_like_dense(tiny_model_dir, toy_data):
         torch.testing.assert_close(sparse[key], dense[key], atol=1e-6, rtol=1e-5)
 
 
+def test_fit_trains_embeddings_sparse_and_frees_gradients(tiny_params, toy_data, monkeypatch):
+    """Check that fit's training forwards run with a sparse embedding, prediction's do
+    not, and that the fitted model keeps no gradients."""
+    seen = []
+    build = _modeling.build_module
+
+    def build_and_watch(*args, **kwargs):
+        module = build(*args, **kwargs)
+        module.backbone.get_input_embeddings().register_forward_hook(
+            lambda m, args, out: seen.append((m.training, m.sparse))
+        )
+        return module
+
+    monkeypatch.setattr(_modeling, "build_module", build_and_watch)
+    X, y, X_test, _ = toy_data
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=1)).fit(X, y)
+    clf.predict_proba(X_test)
+    assert set(seen) == {(True, True), (False, False)}
+    assert all(p.grad is None for p in clf.model_.parameters())
+
+
 def test_sparse_embeddings_only_for_a_trainable_backbone_on_the_cpu(tiny_model_dir):
     """Check that sparse gradients are used on the CPU only, and not for a frozen base."""
     from skbert._pretrained import load_backbone
