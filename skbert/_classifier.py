@@ -753,7 +753,6 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 dtype=stream["dtype"], max_grad_norm=self.max_grad_norm, scaler=stream["scaler"],
                 progress=self.verbose > 0 and (sync is None or sync.is_main),
                 description=f"epoch {epoch + 1}", interrupt=interrupt, sync=sync,
-                embeddings=() if self.freeze_base else _training.sparse_embeddings(module, device),
             )
 
         def validate():

@@ -148,13 +148,7 @@ class DataParallel:
         start = 0
         for p, count in zip(parameters, tail[:n_params], strict=True):
             size = p.numel()
-            summed = flat[start : start + size].view_as(p)
-            if count == 0:
-                p.grad = None
-            elif p.grad is not None:  # a kept buffer (see _training.backward)
-                p.grad.copy_(summed)
-            else:
-                p.grad = summed.to(p.dtype)
+            p.grad = None if count == 0 else flat[start : start + size].view_as(p).to(p.dtype)
             start += size
         return tail[-2], tail[-1] > 0
 

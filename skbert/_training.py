@@ -201,57 +201,9 @@ def checked_loss(loss, n_texts):
     return value
 
 
-def sparse_embeddings(module, device):
-    """The word embeddings of ``module`` to train with sparse gradients, as a list.
-
-    The backbone's trainable input embedding on the CPU, where allocating and filling
-    its dense gradient costs (see ``sparse_gradients``); none on other devices, where a
-    caching allocator makes the dense gradient cheap (and sparse kernels may be missing).
-    """
-    embedding = module.backbone.get_input_embeddings()
-    if (device.type == "cpu" and isinstance(embedding, torch.nn.Embedding)
-            and embedding.weight.requires_grad):
-        return [embedding]
-    return []
-
-
-@contextlib.contextmanager
-def sparse_gradients(embeddings):
-    """Let the ``embeddings`` (``nn.Embedding``) used inside backpropagate sparse gradients.
-
-    The dense gradient of a word embedding is a vocabulary x width matrix (30,522 x 384
-    floats, 47 MB, for the default model) that is zero except on the rows of the
-    batch's tokens; building it allocates and fills the whole matrix on every step,
-    which took about a tenth of a CPU training step. A sparse gradient is instead added
-    into a dense buffer that ``backward`` keeps and zeroes in place, so the optimizer,
-    clipping and data-parallel sums see the same dense gradient as before. Only the
-    forward pass runs inside this context: outside it the modules are as they were.
-    """
-    previous = [embedding.sparse for embedding in embeddings]
-    for embedding in embeddings:
-        embedding.sparse = True
-    try:
-        yield
-    finally:
-        for embedding, sparse in zip(embeddings, previous, strict=True):
-            embedding.sparse = sparse
-
-
-def backward(loss, optimizer, scaler=None, buffered=()):
-    """Clear the gradients and backpropagate ``loss`` (scaled under fp16); None: no-op.
-
-    Gradients are dropped, except those of the parameters ``buffered``, which are kept
-    as dense buffers and zeroed in place (see ``sparse_gradients``).
-    """
-    kept = {id(p) for p in buffered}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if id(p) not in kept:
-                p.grad = None
-            elif p.grad is None:
-                p.grad = torch.zeros_like(p)
-            else:
-                p.grad.zero_()
+def backward(loss, optimizer, scaler=None):
+    """Clear the gradients and backpropagate ``loss`` (scaled under fp16); None: no-op."""
+    optimizer.zero_grad(set_to_none=True)
     if loss is not None:
         (loss if scaler is None else scaler.scale(loss)).backward()
 
@@ -279,7 +231,7 @@ def optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm=None, s
 def train_epoch(
     forward, parameters, batches, targets, weights, optimizer, scheduler, *,
     device, dtype=None, max_grad_norm=None, scaler=None, progress=False, description=None,
-    interrupt=None, sync=None, embeddings=(),
+    interrupt=None, sync=None,
 ):
     """Run one pass over ``batches`` and return the mean training loss.
 
@@ -316,8 +268,6 @@ def train_epoch(
     sync : _distributed.DataParallel or None
         In a data-parallel run, this process computes only its share of each batch
         and the gradients are summed over processes before every step.
-    embeddings : sequence of nn.Embedding
-        Word embeddings whose gradients are computed sparse (see ``sparse_gradients``).
 
     Returns
     -------
@@ -329,8 +279,7 @@ def train_epoch(
         local = rows if sync is None else sync.shard(rows)
         loss = None
         if len(local):
-            with (torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
-                  sparse_gradients(embeddings)):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits = forward(local)
             y = torch.from_numpy(targets[local]).to(device)
             losses = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none")
@@ -338,14 +287,13 @@ def train_epoch(
                 losses = losses * torch.from_numpy(weights[local]).to(device, losses.dtype)
             # The mean over the whole batch: the shares of a data-parallel run add up to it.
             loss = losses.sum() / len(rows)
-        buffered = [embedding.weight for embedding in embeddings]
         if sync is None:
             value = checked_loss(loss, len(rows))
-            backward(loss, optimizer, scaler, buffered)
+            backward(loss, optimizer, scaler)
         else:
             # Processes agree on stopping through the gradients' all-reduce, so a Ctrl-C
             # after it is seen one step later.
-            backward(loss, optimizer, scaler, buffered)
+            backward(loss, optimizer, scaler)
             value, stop = sync.all_reduce(
                 parameters, 0.0 if loss is None else loss.item(), interrupted(interrupt)
             )

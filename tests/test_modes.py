@@ -82,80 +82,16 @@ def test_cached_features_train_the_same_head_as_on_the_fly(frozen_params, toy_da
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_sparse_embedding_gradients_train_like_dense(tiny_model_dir, toy_data):
-    """Check that sparse word-embedding gradients (added into a kept dense buffer) give the
-    same weights as dense ones, and that the embedding is dense again outside forward."""
-    from skbert._pretrained import load_backbone, load_tokenizer
-    from skbert._tokenization import encode
-
+def test_fitted_model_keeps_no_gradients(tiny_params, toy_data):
+    """Check that fit and partial_fit free the gradients of the last step (the memory
+    of a second model copy), and that the model still trains afterwards."""
     X, y, _, _ = toy_data
-    encoding = encode(load_tokenizer(tiny_model_dir), X, 32)
-    cpu = torch.device("cpu")
-    batches = np.array_split(np.random.default_rng(0).permutation(len(X)), 8)
-    seen, weights = [], []
-    for sparse in (False, True):
-        torch.manual_seed(0)
-        module = _modeling.build_module(load_backbone(tiny_model_dir), 2)
-        embeddings = _training.sparse_embeddings(module, cpu) if sparse else []
-        groups = _modeling.parameter_groups(module, 1e-2, 1e-2, 0.01, 1.0)
-        optimizer = _training.adamw(groups, cpu)
-        scheduler = _training.linear_schedule(optimizer, 2, 16)
-        parameters = [p for g in groups for p in g["params"]]
-
-        def forward(rows, module=module):
-            seen.append(module.backbone.get_input_embeddings().sparse)
-            return module(**_training.batch_to_device(encoding, rows, 0, cpu))
-
-        module.train()
-        buffers = []
-        for _ in range(2):
-            _training.train_epoch(
-                forward, parameters, batches, y.astype(np.int64), None, optimizer,
-                scheduler, device=cpu, max_grad_norm=1.0, embeddings=embeddings,
-            )
-            buffers.append(module.backbone.get_input_embeddings().weight.grad)
-        weights.append(module.state_dict())
-        if sparse:  # one dense buffer all along, and a dense embedding outside forward
-            assert buffers[0] is buffers[1] and buffers[1].layout == torch.strided
-            assert not embeddings[0].sparse
-    assert seen == [False] * 16 + [True] * 16
-    dense, sparse = weights
-    assert dense.keys() == sparse.keys()
-    for key in dense:
-        torch.testing.assert_close(sparse[key], dense[key], atol=1e-6, rtol=1e-5)
-
-
-def test_fit_trains_embeddings_sparse_and_frees_gradients(tiny_params, toy_data, monkeypatch):
-    """Check that fit's training forwards run with a sparse embedding, prediction's do
-    not, and that the fitted model keeps no gradients."""
-    seen = []
-    build = _modeling.build_module
-
-    def build_and_watch(*args, **kwargs):
-        module = build(*args, **kwargs)
-        module.backbone.get_input_embeddings().register_forward_hook(
-            lambda m, args, out: seen.append((m.training, m.sparse))
-        )
-        return module
-
-    monkeypatch.setattr(_modeling, "build_module", build_and_watch)
-    X, y, X_test, _ = toy_data
     clf = BertTextClassifier(**dict(tiny_params, max_iter=1)).fit(X, y)
-    clf.predict_proba(X_test)
-    assert set(seen) == {(True, True), (False, False)}
     assert all(p.grad is None for p in clf.model_.parameters())
-
-
-def test_sparse_embeddings_only_for_a_trainable_backbone_on_the_cpu(tiny_model_dir):
-    """Check that sparse gradients are used on the CPU only, and not for a frozen base."""
-    from skbert._pretrained import load_backbone
-
-    module = _modeling.build_module(load_backbone(tiny_model_dir), 2)
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert _training.sparse_embeddings(module, cpu) == [module.backbone.embeddings.word_embeddings]
-    assert _training.sparse_embeddings(module, cuda) == []
-    frozen = _modeling.build_module(load_backbone(tiny_model_dir), 2, frozen=True)
-    assert _training.sparse_embeddings(frozen, cpu) == []
+    before = [p.detach().clone() for p in clf.model_.parameters()]
+    clf.partial_fit(X, y)
+    assert all(p.grad is None for p in clf.model_.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, clf.model_.parameters(), strict=True))
 
 
 def test_head_factory_called_once_per_fit_and_pickles(tiny_params, toy_data):
