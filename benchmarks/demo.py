@@ -39,9 +39,15 @@ def main(argv=None):
     parser.add_argument("--max-iter", type=int, default=3, help="epochs of fine-tuning")
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--verbose", type=int, default=1)
+    parser.add_argument("--model", default=None,
+                        help="Hugging Face id or folder (default: the embedded default model)")
+    parser.add_argument("--max-length", type=int, default=128, help="tokens kept per text")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="train on the first N bundled texts only (default: all 4,000)")
     args = parser.parse_args(argv)
 
     X_train, y_train, X_test, y_test = load_sst2_sample()
+    X_train, y_train = X_train[:args.n_train], y_train[:args.n_train]
     print(f"SST-2: {len(X_train)} training texts (bundled sample), {len(X_test)} test (dev)")
     rows = [
         evaluate(
@@ -53,10 +59,11 @@ def main(argv=None):
             X_train, y_train, X_test, y_test,
         ),
         evaluate(
-            "BertTextClassifier (all-MiniLM-L6-v2)",
+            f"BertTextClassifier ({args.model or 'all-MiniLM-L6-v2'})"[:42],
             BertTextClassifier(
-                learning_rate=args.learning_rate, max_iter=args.max_iter, random_state=0,
-                verbose=args.verbose,
+                **({} if args.model is None else {"model_name_or_path": args.model}),
+                learning_rate=args.learning_rate, max_iter=args.max_iter,
+                max_length=args.max_length, random_state=0, verbose=args.verbose,
             ),
             X_train, y_train, X_test, y_test,
         ),
