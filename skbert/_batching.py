@@ -55,8 +55,8 @@ def length_grouped_batches(lengths, batch_size, rng, mega_batch_mult=50):
     Indices are shuffled, cut into mega-batches of about ``mega_batch_mult *
     batch_size``, each mega-batch is sorted by length and cut into batches, and the
     batches are shuffled. Batches stay random draws of the data while padding little.
-    Cuts are balanced (sizes differ by at most one), so no batch of a single text
-    appears unless there is only one text: BatchNorm heads need two.
+    Cuts are balanced (sizes differ by at most one); ``smallest_batch`` says how small
+    a batch gets (BatchNorm heads need two texts).
 
     Parameters
     ----------
@@ -88,6 +88,18 @@ def n_length_grouped_batches(n, batch_size, mega_batch_mult=50):
     parts = _n_parts(n, batch_size * mega_batch_mult)
     small, extra = divmod(n, parts)
     return extra * _n_parts(small + 1, batch_size) + (parts - extra) * _n_parts(small, batch_size)
+
+
+def smallest_batch(n, batch_size, mega_batch_mult=50):
+    """Size of the smallest batch ``length_grouped_batches`` makes of ``n`` texts.
+
+    Mega-batches hold ``small`` or ``small + 1`` texts; each is cut evenly into
+    batches. With ``mega_batch_mult=None``: one even cut of all ``n`` texts.
+    """
+    parts = 1 if mega_batch_mult is None else _n_parts(n, batch_size * mega_batch_mult)
+    small, extra = divmod(n, parts)
+    sizes = [small, small + 1] if extra else [small]
+    return min(m // _n_parts(m, batch_size) for m in sizes)
 
 
 def _n_parts(n, size):

@@ -132,8 +132,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
     max_steps : int or None, default=None
         Optimizer steps a ``partial_fit`` stream is expected to take in all: the
         learning rate warms up over ``warmup_fraction`` of them and decays linearly to 0
-        at the last. None: warm up over ``warmup_fraction`` of the first chunk's steps,
-        then decay as the inverse square root of the step. ``fit`` ignores it.
+        at the last; a stream that steps past it warns once. None: warm up over
+        ``warmup_fraction`` of the first chunk's steps, then decay as the inverse square
+        root of the step. ``fit`` ignores it. A chunk of n texts takes about
+        ``ceil(n / batch_size)`` steps (see the streaming guide).
     checkpoint_dir : str, os.PathLike or None, default=None
         Where ``partial_fit`` writes checkpoints (see ``save_checkpoint``); resume with
         ``BertTextClassifier.resume(checkpoint_dir)``.
@@ -359,6 +361,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             stream = self._start(classes, len(train_rows), seed, incremental, device, sync)
         else:
             stream = self._stream
+        self._check_batch_norm(stream["module"], len(train_rows))
         if incremental:
             self._warn_if_unshuffled(targets, classes, stream["seen"])
             stream["seen"] += np.bincount(targets, minlength=len(classes))
@@ -406,6 +409,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             self.n_iter_ = 1 if first else self.n_iter_ + 1
             self.loss_curve_ = loss_curve if first else self.loss_curve_ + loss_curve
             self._stream = stream
+            self._warn_past_max_steps()
             self._maybe_checkpoint()
         else:
             self.n_iter_ = len(loss_curve)
@@ -459,7 +463,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 f"partial_fit got a chunk whose {len(targets)} labels are all {label!r}: "
                 "the input is probably not shuffled. Shuffle the corpus before cutting it "
                 "into chunks, or the model will drift towards each chunk's class.",
-                UserWarning, stacklevel=3,
+                UserWarning, stacklevel=5,
             )
             return
         if seen.sum() == 0:
@@ -475,8 +479,22 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 f"by {gap:.0%} (total variation, chi-square p={p_value:.1e}): the input "
                 "is probably not shuffled. Shuffle the corpus before cutting it into "
                 "chunks.",
-                UserWarning, stacklevel=3,
+                UserWarning, stacklevel=5,
             )
+
+    def _warn_past_max_steps(self):
+        """Warn, once per stream, when it has stepped past ``max_steps`` (at rate 0)."""
+        step = self._stream["scheduler"].last_epoch
+        if self.max_steps is None or step <= self.max_steps or self._stream.get("past_end"):
+            return
+        self._stream["past_end"] = True
+        warnings.warn(
+            f"partial_fit has taken {step} optimizer steps, more than max_steps="
+            f"{self.max_steps}: the learning rate reached 0 at step {self.max_steps}, so "
+            "later steps leave the weights unchanged. Set max_steps to the steps of the "
+            "whole stream (each chunk takes at least ceil(rows / batch_size)).",
+            UserWarning, stacklevel=5,
+        )
 
     def _maybe_checkpoint(self):
         """Write a checkpoint when ``checkpoint_every`` steps have passed since the last.
@@ -565,17 +583,25 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         """
         import skops.io as sio
         import torch
+        from skops.io.exceptions import UntrustedTypesFoundException
 
         from ._checkpoint import latest_checkpoint
 
         path = latest_checkpoint(checkpoint_dir)
+        trusted = TRUSTED_TYPES + list(trusted or [])
         try:
-            estimator = sio.load(
-                path / "estimator.skops", trusted=TRUSTED_TYPES + list(trusted or [])
-            )
+            estimator = sio.load(path / "estimator.skops", trusted=trusted)
             state = torch.load(path / "stream.pt", weights_only=True)
             if not isinstance(estimator, cls) or state.get("format") != _CHECKPOINT_FORMAT:
                 raise TypeError("it does not hold a BertTextClassifier training state")
+        except UntrustedTypesFoundException:
+            untrusted = sio.get_untrusted_types(file=path / "estimator.skops")
+            raise ValueError(
+                f"Checkpoint {os.fspath(path)!r} holds types that are not trusted: "
+                f"{[t for t in untrusted if t not in trusted]}, such as a custom head "
+                "factory. If you trust them, pass them: resume(checkpoint_dir, "
+                "trusted=[...])."
+            ) from None
         except Exception as exc:
             raise ValueError(
                 f"Checkpoint {os.fspath(path)!r} is corrupt or not an skbert checkpoint "
@@ -622,6 +648,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         warm = incremental and hasattr(self, "model_")  # a fitted or loaded estimator
         if warm:
             tokenizer, module = self.tokenizer_, self.model_
+            self._check_built_like(module)
         else:
             tokenizer = _pretrained.load_tokenizer(self.model_name_or_path)
             backbone = _pretrained.load_backbone(
@@ -783,6 +810,41 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             weights = sample_weight if weights is None else weights * sample_weight
         return weights
 
+    def _check_batch_norm(self, module, n_train):
+        """Refuse batches of one text for a head with BatchNorm (which needs two)."""
+        from torch.nn.modules.batchnorm import _BatchNorm
+
+        from ._batching import smallest_batch
+
+        if not any(isinstance(m, _BatchNorm) for m in module.head.modules()):
+            return
+        if self.freeze_base:  # one even cut, as _training_steps makes batches there
+            smallest = smallest_batch(n_train, self.batch_size, mega_batch_mult=None)
+        else:
+            smallest = smallest_batch(n_train, self.batch_size)
+        if smallest >= 2:
+            return
+        what = (f"a chunk of {n_train} text" if n_train == 1
+                else f"{n_train} training texts with batch_size={self.batch_size}")
+        raise ValueError(
+            f"head={module.head_spec!r} has BatchNorm layers, which need at least 2 texts "
+            f"per batch, but {what} leave a batch of 1 text. Use batch_size >= 3 and "
+            "chunks of at least 2 texts, or a head without BatchNorm."
+        )
+
+    def _check_built_like(self, module):
+        """Refuse to continue training ``module`` under parameters that would build
+        another network (changed with ``set_params`` after fitting)."""
+        built = {"head": module.head_spec, "head_dropout": module.head_dropout_spec,
+                 "pooling": module.pooling, "freeze_base": module.frozen}
+        for name, value in built.items():
+            if getattr(self, name) != value:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r}, but the fitted network was built with "
+                    f"{name}={value!r}; partial_fit continues that network. Set {name} "
+                    "back, or call fit to build a new network."
+                )
+
     def _check_head(self):
         if isinstance(self.head, tuple):
             bad = [h for h in self.head if isinstance(h, bool) or not isinstance(h, Integral)
@@ -841,7 +903,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                     torch.cuda.empty_cache()
                 warnings.warn(
                     f"Out of memory on {device} while predicting; retrying with "
-                    f"predict_batch_tokens={budget}.", UserWarning, stacklevel=4,
+                    f"predict_batch_tokens={budget}.", UserWarning, stacklevel=5,
                 )
 
     def _prediction_module(self, device):
@@ -878,9 +940,11 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         """
         from concurrent.futures import ThreadPoolExecutor
 
+        from ._pretrained import check_max_length
         from ._tokenization import encode
         from ._training import resolve_device
 
+        check_max_length(self.model_.backbone.config, self.max_length)  # set_params after fit
         device = resolve_device(self.device)
         module = self._prediction_module(device)
 
@@ -1089,9 +1153,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             from ._pretrained import tokenizer_to_state
 
             state = dict(state)
-            state["model_"] = module_to_state(
-                state["model_"], len(state["classes_"]), self.head, self.head_dropout
-            )
+            state["model_"] = module_to_state(state["model_"], len(state["classes_"]))
             state["tokenizer_"] = tokenizer_to_state(state["tokenizer_"])
         return state
 

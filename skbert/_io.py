@@ -1,5 +1,6 @@
 """Read and write CSV, TSV, Parquet or JSON Lines files, chunk by chunk."""
 
+import csv
 import os
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def read_chunks(path, text_column="text", label_column="label", chunksize=10_000
     ----------
     path : str or os.PathLike
         The file; its extension (.csv, .tsv, .parquet, .jsonl) picks the reader.
+        TSV is read as plain lines split at tabs, with no quoting.
     text_column : str, default="text"
         Column of the texts.
     label_column : str or None, default="label"
@@ -129,15 +131,23 @@ def _frames(path, fmt, columns, chunksize, text_column, label_column):
         reader = pd.read_json(path, lines=True, chunksize=chunksize, dtype=False)
     else:
         # Texts stay str (an empty field is "", not NaN); labels keep pandas' types.
+        # TSV is plain lines split at tabs, as GLUE files are: quotes are text.
         reader = pd.read_csv(
             path, sep="\t" if fmt == "tsv" else ",", chunksize=chunksize,
             dtype={text_column: str}, keep_default_na=False,
             na_values={label_column: [""]} if label_column is not None else None,
+            quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL,
         )
     with reader:
-        for frame in reader:
-            _check_columns(path, frame.columns, columns)
-            yield frame
+        try:
+            for frame in reader:
+                _check_columns(path, frame.columns, columns)
+                yield frame
+        except pd.errors.ParserError as exc:
+            hint = " (in TSV a field cannot hold a tab)" if fmt == "tsv" else ""
+            raise ValueError(
+                f"Cannot read {os.fspath(path)!r} as {fmt.upper()}{hint}: {exc}"
+            ) from None
 
 
 def output_format(path):
@@ -194,9 +204,18 @@ def write_frames(frames, path, fmt, gzipped=False):
             if fmt == "jsonl":
                 if len(frame):
                     frame.to_json(f, orient="records", lines=True, force_ascii=False)
+            elif fmt == "tsv":
+                try:
+                    frame.to_csv(f, sep="\t", index=False, header=header,
+                                 quoting=csv.QUOTE_NONE)
+                except csv.Error:
+                    raise ValueError(
+                        f"Cannot write {os.fspath(path)!r} as TSV: a value holds a tab or a "
+                        "line break, which TSV cannot hold; write .csv, .parquet or .jsonl."
+                    ) from None
             else:
-                frame.to_csv(f, sep="\t" if fmt == "tsv" else ",", index=False, header=header)
-                header = False
+                frame.to_csv(f, index=False, header=header)
+            header = False
             n_rows += len(frame)
     return n_rows
 

@@ -124,10 +124,16 @@ def head_dropout(config, requested):
 
 
 def build_module(backbone, n_classes, *, pooling="mean", head=None, dropout=None, frozen=False):
-    """Put a freshly initialised head on ``backbone``."""
+    """Put a freshly initialised head on ``backbone``.
+
+    The module remembers the specs its head was built from (``head_spec``,
+    ``head_dropout_spec``), which saving needs to rebuild it.
+    """
     config = backbone.config
     module_head = build_head(head, config.hidden_size, n_classes, head_dropout(config, dropout))
-    return TextClassifierModule(backbone, module_head, pooling=pooling, frozen=frozen)
+    module = TextClassifierModule(backbone, module_head, pooling=pooling, frozen=frozen)
+    module.head_spec, module.head_dropout_spec = head, dropout
+    return module
 
 
 _LAYER = re.compile(r"\.layer\.(\d+)\.")
@@ -168,11 +174,8 @@ def decay_groups(model, learning_rate, weight_decay):
     ]
 
 
-def module_to_state(module, n_classes, head, dropout):
-    """Return plain values from which ``module_from_state`` rebuilds ``module``.
-
-    ``head`` and ``dropout`` are the specs the head was built from.
-    """
+def module_to_state(module, n_classes):
+    """Return plain values from which ``module_from_state`` rebuilds ``module``."""
     from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
@@ -181,8 +184,8 @@ def module_to_state(module, n_classes, head, dropout):
         "n_classes": n_classes,
         "pooling": module.pooling,
         "frozen": module.frozen,
-        "head": head,
-        "dropout": dropout,
+        "head": module.head_spec,
+        "dropout": module.head_dropout_spec,
         "weights": save(tensors),
     }
 

@@ -127,14 +127,19 @@ def load_backbone(path, masked_lm=False):
         ) from exc
 
 
-def check_compatible(config, tokenizer, max_length, name_or_path):
-    """Refuse a ``max_length`` beyond the model's positions, or a foreign tokenizer."""
+def check_max_length(config, max_length):
+    """Refuse a ``max_length`` beyond the model's positions."""
     limit = getattr(config, "max_position_embeddings", None)
     if limit is not None and max_length > limit:
         raise ValueError(
             f"max_length={max_length} is larger than the model's "
             f"max_position_embeddings={limit}; use max_length <= {limit}."
         )
+
+
+def check_compatible(config, tokenizer, max_length, name_or_path):
+    """Refuse a ``max_length`` beyond the model's positions, or a foreign tokenizer."""
+    check_max_length(config, max_length)
     vocab = getattr(config, "vocab_size", None)
     largest = max(tokenizer.get_vocab().values())
     if vocab is not None and largest >= vocab:

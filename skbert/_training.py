@@ -421,7 +421,7 @@ def run_epochs(train_pass, validate, max_iter, *, stopper=None, verbose=0, inter
         if epoch and interrupted(interrupt):  # pressed at the end of the previous pass
             warnings.warn(
                 f"Training interrupted by user after epoch {epoch}; the estimator keeps "
-                "the weights of the last completed step.", UserWarning, stacklevel=4,
+                "the weights of the last completed step.", UserWarning, stacklevel=5,
             )
             break
         try:
@@ -430,7 +430,7 @@ def run_epochs(train_pass, validate, max_iter, *, stopper=None, verbose=0, inter
             loss_curve.append(stop.args[0])
             warnings.warn(
                 f"Training interrupted by user during epoch {epoch + 1}; the estimator "
-                "keeps the weights of the last completed step.", UserWarning, stacklevel=4,
+                "keeps the weights of the last completed step.", UserWarning, stacklevel=5,
             )
             break
         loss_curve.append(loss)

@@ -12,6 +12,13 @@ from sklearn.utils.validation import _check_sample_weight
 _BARE_STRING = "Iterable over raw text documents expected, string object received."
 
 
+def _is_missing(value):
+    """Whether ``value`` marks a missing entry: None, NaN, or pandas' NA or NaT."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return True
+    return type(value).__name__ in ("NAType", "NaTType")  # without importing pandas
+
+
 def _describe(value):
     """Return a short description of ``value`` for an error message."""
     text = repr(value)
@@ -37,7 +44,7 @@ def _check_text(value, index):
             f"X must contain only str; got bytes at index {index}. "
             "Decode it first, for example value.decode('utf-8')."
         )
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if _is_missing(value):
         raise ValueError(
             f"X contains a missing value ({value!r}) at index {index}. "
             "Drop or fill missing texts before calling this method."
@@ -175,8 +182,17 @@ def check_labels(y, n_samples):
             f"X and y have inconsistent lengths: {n_samples} texts and {y.shape[0]} labels."
         )
     for i, label in enumerate(y.tolist()):
-        if label is None or (isinstance(label, float) and np.isnan(label)):
+        if _is_missing(label):
             raise ValueError(f"y contains a missing label ({label!r}) at index {i}.")
+    if y.dtype.kind == "f":
+        fractional = np.flatnonzero(y != np.round(y))
+        if fractional.size:
+            i = int(fractional[0])
+            raise ValueError(
+                f"y holds continuous values ({y[i].item()!r} at index {i}), but a "
+                "classifier needs discrete class labels. Use a regressor for continuous "
+                "targets, or bin them into classes first."
+            )
     return y
 
 

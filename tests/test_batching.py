@@ -9,6 +9,7 @@ from skbert._batching import (
     n_length_grouped_batches,
     pad_batch,
     round_up,
+    smallest_batch,
     sorted_batches,
 )
 
@@ -30,7 +31,7 @@ def test_sorted_batches_cover_every_index_once_within_budget(lengths, budget, ca
 
 @given(
     lengths=st.lists(st.integers(1, 300), min_size=1, max_size=3000).map(np.array),
-    batch_size=st.integers(2, 40), seed=st.integers(0, 2**32 - 1),
+    batch_size=st.integers(1, 40), seed=st.integers(0, 2**32 - 1),
 )
 def test_length_grouped_batches_cover_every_index_once(lengths, batch_size, seed):
     """Check that training batches hold every index once and respect batch_size."""
@@ -39,8 +40,16 @@ def test_length_grouped_batches_cover_every_index_once(lengths, batch_size, seed
     np.testing.assert_array_equal(np.sort(flat), np.arange(len(lengths)))
     assert all(1 <= len(b) <= batch_size for b in batches)
     assert len(batches) == n_length_grouped_batches(len(lengths), batch_size)
+    assert min(map(len, batches)) == smallest_batch(len(lengths), batch_size)
     if batch_size >= 3 and len(lengths) >= 2:  # BatchNorm heads need two texts a batch
         assert min(map(len, batches)) >= 2
+
+
+@given(n=st.integers(1, 3000), batch_size=st.integers(1, 40))
+def test_smallest_batch_of_an_even_cut(n, batch_size):
+    """Check smallest_batch without mega-batches against the cut frozen training makes."""
+    batches = np.array_split(np.arange(n), -(-n // batch_size))
+    assert min(map(len, batches)) == smallest_batch(n, batch_size, mega_batch_mult=None)
 
 
 def test_length_grouped_batches_group_lengths_and_shuffle():

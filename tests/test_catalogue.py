@@ -6,6 +6,7 @@ Training faults (NaN loss, out of memory, Ctrl-C, failed saves) are in test_faul
 and the command line's own subprocess tests in test_cli.py.
 """
 
+import copy
 import math
 import os
 
@@ -26,6 +27,8 @@ Y_OK = [1, 0, 1, 0]
         ("good film", ValueError, "Iterable over raw text documents expected"),
         (["good", None, "bad", "dull"], ValueError, "missing value.*index 1"),
         (["good", "bad", math.nan, "dull"], ValueError, "missing value.*index 2"),
+        (pd.Series(["good", "bad", "dull", None], dtype="string"), ValueError,
+         "missing value.*index 3"),
         (["good", "bad", "dull", 3], TypeError, "only str; got int 3 at index 3"),
         (["good", b"bad", "dull", "x"], TypeError, "bytes at index 1.*decode"),
         ([], ValueError, "X is empty"),
@@ -48,6 +51,9 @@ def test_fit_rejects_bad_X(tiny_params, X, error, match):
         ([1, 1, 1, 1], ValueError, "only one class: 1"),
         ([1.0, 0.0, math.nan, 1.0], ValueError, "missing label.*index 2"),
         (["a", None, "b", "a"], ValueError, "missing label.*index 1"),
+        (pd.Series(["a", "b", pd.NA, "a"], dtype="string"), ValueError,
+         "missing label.*index 2"),
+        ([1.0, 0.0, 0.25, 1.0], ValueError, r"continuous values \(0.25 at index 2\)"),
         (np.zeros((4, 2)), ValueError, "must be 1-D.*multi-label"),
         (np.array([[0], [1], [0], [1]]), ValueError, r"ravel\(\)"),
         (None, ValueError, "y is required"),
@@ -145,6 +151,27 @@ def test_predict_rejects_bad_X(fitted, X, error, match):
     """Check that predict validates X as fit does."""
     with pytest.raises(error, match=match):
         fitted.predict_proba(X)
+
+
+def test_predict_refuses_max_length_beyond_positions_after_set_params(fitted):
+    """Check that a max_length raised with set_params after fit is refused at predict,
+    by name, not by an error from inside the network."""
+    clf = copy.deepcopy(fitted).set_params(max_length=1000)
+    with pytest.raises(ValueError, match="max_length=1000 is larger than the model's "
+                                         "max_position_embeddings=64"):
+        clf.predict_proba(["bad " * 500])
+
+
+def test_batchnorm_head_refuses_batches_of_one_text(tiny_params):
+    """Check that a BatchNorm head with one text per batch gets a message naming the
+    parameter and the count, not a torch error."""
+    with pytest.raises(ValueError, match=r"head=\(8,\) has BatchNorm layers.*at least 2 "
+                                         r"texts per batch.*batch_size=1"):
+        BertTextClassifier(**dict(tiny_params, head=(8,), batch_size=1)).fit(X_OK, Y_OK)
+    clf = BertTextClassifier(**dict(tiny_params, head=(8,))).partial_fit(X_OK, Y_OK,
+                                                                       classes=[0, 1])
+    with pytest.raises(ValueError, match=r"at least 2 texts per batch.*a chunk of 1 text"):
+        clf.partial_fit(["good film"], [1])
 
 
 def test_odd_but_valid_text_works(fitted):

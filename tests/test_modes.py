@@ -111,6 +111,19 @@ def test_head_factory_called_once_per_fit_and_pickles(tiny_params, toy_data):
     )
 
 
+def test_resume_with_a_head_factory_asks_to_trust_it(tiny_params, toy_data, tmp_path):
+    """Check that resuming a checkpoint whose head comes from a factory names the type
+    to trust (not "corrupt"), and resumes once it is trusted."""
+    X, y, _, _ = toy_data
+    clf = BertTextClassifier(**dict(tiny_params, head=small_head, checkpoint_dir=str(tmp_path)))
+    clf.partial_fit(X, y, classes=[0, 1])
+    message = rf"not trusted: \['{__name__}.small_head'\].*trusted=\[\.\.\.\]"
+    with pytest.raises(ValueError, match=message):
+        BertTextClassifier.resume(tmp_path)
+    resumed = BertTextClassifier.resume(tmp_path, trusted=[f"{__name__}.small_head"])
+    assert resumed.n_iter_ == 1 and resumed.head is small_head
+
+
 def test_mlp_head_on_frozen_base(frozen_params, toy_data):
     """Check that a tuple head builds Dropout/Linear/BatchNorm/ReLU blocks and learns."""
     X, y, X_test, _ = toy_data

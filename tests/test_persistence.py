@@ -2,6 +2,7 @@
 
 import pickle
 import pickletools
+import re
 import shutil
 
 import joblib
@@ -78,3 +79,25 @@ def test_skops_refuses_untrusted_type(fitted, tmp_path):
     sio.dump({"model": fitted, "extra": pickle.loads}, path)
     with pytest.raises(Exception, match="[Uu]ntrusted"):
         sio.load(path, trusted=TRUSTED)
+
+
+@pytest.mark.parametrize("change", [{"head": (16,)}, {"head_dropout": 0.5},
+                                    {"pooling": "cls"}, {"freeze_base": True}])
+def test_set_params_after_fit_neither_breaks_saving_nor_retrains_another_network(
+    tiny_params, toy_data, change
+):
+    """Check that a model saved after set_params changed how a network is built still
+    loads as fitted, and that partial_fit refuses to continue it under those params."""
+    X, y, X_test, _ = toy_data
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=1)).fit(X, y)
+    expected = clf.predict_proba(X_test)
+    clf.set_params(**change)
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(loaded.predict_proba(X_test), expected, atol=1e-6)
+    (name, value), = change.items()
+    message = re.escape(f"{name}={value!r}, but the fitted network was built with {name}=")
+    with pytest.raises(ValueError, match=message):
+        loaded.partial_fit(X, y)
+    clf.set_params(**{name: tiny_params.get(name, BertTextClassifier().get_params()[name])})
+    clf.partial_fit(X, y)  # back as built: continues
+    assert clf.n_iter_ == 1

@@ -110,6 +110,25 @@ def test_stream_schedule_decays(tiny_model_dir, chunks):
     assert bounded._stream["optimizer"].param_groups[0]["lr"] == 0.0
 
 
+def test_stream_past_max_steps_warns_once_at_the_callers_line(tiny_model_dir, chunks):
+    """Check that a stream stepping past max_steps (where the rate is 0) warns once, at
+    the caller's line, and that one of exactly max_steps steps does not warn."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _stream(tiny_model_dir, chunks, max_steps=18)  # 6 chunks x 3 steps
+    clf = BertTextClassifier(tiny_model_dir, **dict(STREAM, max_steps=10))
+    caught = []
+    for i, (X, y) in enumerate(chunks):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            clf.partial_fit(X, y, classes=[0, 1])
+        caught += [(i, w) for w in seen if "more than max_steps" in str(w.message)]
+    assert len(caught) == 1
+    (i, w), = caught
+    assert i == 3 and "taken 12 optimizer steps, more than max_steps=10" in str(w.message)
+    assert w.filename == __file__
+
+
 @pytest.mark.parametrize("ext", ["csv", "tsv", "parquet", "jsonl"])
 def test_read_chunks_formats(tmp_path, ext):
     """Check that every format yields the rows in order, chunk by chunk."""
@@ -119,8 +138,9 @@ def test_read_chunks_formats(tmp_path, ext):
     path = tmp_path / f"data.{ext}"
     if ext == "csv":
         frame.to_csv(path, index=False)
-    elif ext == "tsv":
-        frame.to_csv(path, sep="\t", index=False)
+    elif ext == "tsv":  # plain lines, as GLUE files are: quotes are text
+        path.write_text("\n".join("\t".join(map(str, row)) for row in
+                                  [frame.columns, *frame.itertuples(index=False)]) + "\n")
     elif ext == "parquet":
         frame.to_parquet(path, row_group_size=7)
     else:
@@ -134,6 +154,28 @@ def test_read_chunks_formats(tmp_path, ext):
     columns = r"\['text', 'label', 'other'\]"
     with pytest.raises(ValueError, match=f"Column 'body' not found.*{columns}"):
         next(read_chunks(path, text_column="body"))
+
+
+def test_tsv_quotes_are_text_and_rows_never_merge(tmp_path):
+    """Check that quotes in a TSV, balanced or not, are read as text (no rows merged),
+    that a row with an extra tab is refused by line, and that writing a value with a
+    tab as TSV is refused."""
+    from skbert._io import write_frames
+
+    texts = ['"quoted" start', "plain", '"unbalanced good', "another", 'a 5" screen', "last"]
+    path = tmp_path / "q.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(texts)))
+    (X, y), = read_chunks(path)
+    assert X == texts and y.tolist() == [0, 1, 0, 1, 0, 1]
+    out = tmp_path / "out.tsv"
+    write_frames([pd.DataFrame({"text": texts})], out, "tsv")
+    assert out.read_text().splitlines() == ["text", *texts]
+    path.write_text("text\tlabel\na\t0\nb\tc\t1\n")
+    with pytest.raises(ValueError, match=r"q.tsv' as TSV \(in TSV a field cannot hold a tab\)"
+                                         r".*line 3"):
+        list(read_chunks(path))
+    with pytest.raises(ValueError, match="holds a tab or a line break.*write .csv"):
+        write_frames([pd.DataFrame({"text": ["a\tb"]})], out, "tsv")
 
 
 def test_read_chunks_bad_paths(tmp_path):
