@@ -17,7 +17,7 @@ def test_dask_ml_incremental_trains(tiny_params, toy_data):
     X, y = make_texts(200, seed=31)
     dX = da.from_array(np.array(X, dtype=object), chunks=40)
     dy = da.from_array(y, chunks=40)
-    params = dict(tiny_params, max_steps=65, learning_rate=1e-2)
+    params = dict(tiny_params, max_steps=25 * 3, learning_rate=1e-2)  # 25 blocks x 3 steps
     inc = wrappers.Incremental(BertTextClassifier(**params), shuffle_blocks=False)
     for _ in range(5):
         inc.partial_fit(dX, dy, classes=[0, 1])
