@@ -2,9 +2,11 @@
 
 ``GridSearchCV`` and ``cross_val_score`` fit the same pretrained checkpoint on the same
 folds many times. Loaded tokenizers and backbones are kept (the last two) keyed by path
-and the files' modification times, and every fit gets its own deep copy; the token ids of
-training texts are kept (the last few) keyed by tokenizer, ``max_length`` and a digest of
-the texts. This module imports nothing from skbert.
+and the files' modification times, and every fit gets its own deep copy; a backbone is
+kept only from its second load on, so that a process that fits once holds no idle copy
+of the weights. The token ids of training texts are kept (the last few) keyed by
+tokenizer, ``max_length`` and a digest of the texts. This module imports nothing from
+skbert.
 """
 
 import copy
@@ -55,6 +57,8 @@ class LRU:
 
 
 PRETRAINED = LRU(2)
+# Keys of models loaded once and handed out without being kept.
+LOADED_ONCE = LRU(8)
 # Token ids of training texts: enough entries for the folds of a grid search (which fits
 # every fold of one candidate before the next), at most 2**25 tokens (128 MiB) in all.
 ENCODINGS = LRU(16, weight=lambda encoding: len(encoding[0]), max_weight=1 << 25)
@@ -74,12 +78,19 @@ def folder_stamp(path):
         ))
 
 
-def load_copy(kind, path, load):
-    """A deep copy of ``load()``, which runs once per (kind, folder contents)."""
+def load_copy(kind, path, load, keep_first=True):
+    """A deep copy of ``load()``, which runs once per (kind, folder contents).
+
+    With ``keep_first=False`` the first load is handed out as it is and not kept; the
+    second is kept (``load`` then runs twice in all).
+    """
     key = (kind, folder_stamp(path))
     value = PRETRAINED.get(key)
     if value is None:
         value = load()
+        if not keep_first and LOADED_ONCE.get(key) is None:
+            LOADED_ONCE.put(key, True)
+            return value
         PRETRAINED.put(key, value)
     duplicate = copy.deepcopy(value)
     if kind == "tokenizer":
@@ -103,4 +114,5 @@ def texts_digest(texts):
 def clear():
     """Forget every cached model, tokenizer and encoding."""
     PRETRAINED.clear()
+    LOADED_ONCE.clear()
     ENCODINGS.clear()

@@ -120,7 +120,8 @@ def load_backbone(path, masked_lm=False):
             return auto.from_pretrained(path)
 
     try:
-        return _cache.load_copy("masked_lm" if masked_lm else "backbone", path, load)
+        kind = "masked_lm" if masked_lm else "backbone"
+        return _cache.load_copy(kind, path, load, keep_first=False)
     except Exception as exc:  # safetensors, torch and config errors alike
         raise OSError(
             f"Could not load model weights from {os.fspath(path)!r}: {exc}"

@@ -32,20 +32,28 @@ def _count_loads(monkeypatch):
     return calls
 
 
-def test_backbone_read_once_and_copied_per_caller(tiny_model_dir, fresh_cache, monkeypatch):
-    """Check that a folder is read once and every caller gets an independent copy."""
+def test_backbone_kept_from_its_second_load_and_copied_per_caller(
+    tiny_model_dir, fresh_cache, monkeypatch
+):
+    """Check that a backbone loaded once is not kept (no idle copy for a single fit), that
+    the second load is kept, and that every caller gets an independent copy."""
     calls = _count_loads(monkeypatch)
     first = _pretrained.load_backbone(tiny_model_dir)
+    assert calls == ["AutoModel"] and not _cache.PRETRAINED._items
     with torch.no_grad():
         first.embeddings.word_embeddings.weight.add_(1.0)  # training mutates weights
     second = _pretrained.load_backbone(tiny_model_dir)
-    assert calls == ["AutoModel"]
-    assert second is not first
-    assert not torch.equal(first.embeddings.word_embeddings.weight,
-                           second.embeddings.word_embeddings.weight)
+    assert calls == ["AutoModel"] * 2 and len(_cache.PRETRAINED._items) == 1
+    with torch.no_grad():
+        second.embeddings.word_embeddings.weight.add_(2.0)
+    third = _pretrained.load_backbone(tiny_model_dir)
+    assert calls == ["AutoModel"] * 2
+    assert len({id(first), id(second), id(third)}) == 3
+    weights = [m.embeddings.word_embeddings.weight for m in (first, second, third)]
+    assert not torch.equal(weights[0], weights[2]) and not torch.equal(weights[1], weights[2])
     _pretrained.load_tokenizer(tiny_model_dir)
     _pretrained.load_tokenizer(tiny_model_dir)
-    assert calls == ["AutoModel", "AutoTokenizer"]
+    assert calls == ["AutoModel"] * 2 + ["AutoTokenizer"]
 
 
 def test_changed_folder_is_read_again(tmp_path, fresh_cache, monkeypatch):
@@ -118,7 +126,7 @@ def test_grid_search_same_with_and_without_cache(tiny_params, fresh_cache, monke
         return GridSearchCV(BertTextClassifier(**params), grid, cv=3).fit(X, y)
 
     cached = search()
-    assert calls.count("AutoModel") == 1  # 2 x 3 fits and the refit share one read
+    assert calls.count("AutoModel") == 2  # the first fit's read, kept from the second
     # Each fold's training texts are tokenized once for both candidates, and the refit's
     # once; each fold's test texts once per candidate (prediction is not cached).
     assert encoded.count(60) == 3 and encoded.count(90) == 1 and encoded.count(30) == 6
