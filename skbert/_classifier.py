@@ -118,10 +118,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         Precision of training. "auto" trains with bf16 autocast on GPUs that support
         it, fp16 autocast with a gradient scaler on older GPUs, and fp32 on CPUs.
         "bfloat16" on a CPU with native bf16 trained 1.3x faster at the same
-        accuracy (``benchmarks/bench_train.py``); "float16" needs CUDA.
+        accuracy on an AMD EPYC but 0.73x as fast on a Xeon without AMX
+        (``benchmarks/bench_train.py``): measure on yours. "float16" needs CUDA.
     inference_dtype : {"auto", "float32", "bfloat16", "float16", "int8"}, default="auto"
-        Precision of prediction. "auto" runs bf16 autocast on GPUs and on CPUs with
-        native bf16 (AVX512-BF16 or AMX), fp16 on older GPUs, and fp32 elsewhere.
+        Precision of prediction. "auto" runs bf16 autocast on GPUs and on CPUs where
+        bf16 is measured faster than fp32 (AVX512-BF16 or AMX, and a one-off timing of
+        a Linear layer), fp16 on older GPUs, and fp32 elsewhere.
         "int8" (CPU only, opt-in) runs the encoder's Linear layers with dynamic int8
         quantization: a quantized copy of the fitted network is made once and kept
         for later calls; training never uses it. It is the fastest CPU path, at some

@@ -10,6 +10,7 @@ import math
 import re
 import signal
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -95,14 +96,45 @@ def cpu_has_native_bf16():
     return False
 
 
+def _best_linear_seconds(dtype, repeats=5):
+    """Best time of one BERT-sized Linear layer (1,024 tokens, 384 -> 1,536) in ``dtype``."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 384, generator=generator).to(dtype)
+    w = torch.randn(1536, 384, generator=generator).to(dtype)
+    best = float("inf")
+    with torch.inference_mode():
+        torch.nn.functional.linear(x, w)  # warm-up: the first call picks the kernel
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.nn.functional.linear(x, w)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+@functools.cache
+def cpu_bf16_pays():
+    """True when this CPU runs bf16 matrix products clearly faster than fp32.
+
+    The CPU flags say whether bf16 dot products exist (AVX512-BF16, AMX), not whether
+    they pay: on a 2-core Xeon with AVX512-BF16 but no AMX, a bf16 product ran at 160
+    GFLOP/s against 290 in fp32, and bf16 autocast predicted at half the fp32 speed.
+    Where the flags are there, one Linear layer is timed in each dtype (about 0.1 s,
+    once per process); bf16 must be at least 1.25 times faster, to pay for its casts.
+    """
+    if not cpu_has_native_bf16():
+        return False  # emulated bf16 is many times slower: no need to time it
+    return _best_linear_seconds(torch.float32) >= 1.25 * _best_linear_seconds(torch.bfloat16)
+
+
 _INFERENCE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def inference_dtype(requested, device):
     """Autocast dtype for prediction on ``device``, or None for full precision.
 
-    "auto" takes bf16 on GPUs and CPUs that compute it natively, fp16 on older
-    GPUs, and fp32 elsewhere; "float32", "bfloat16" and "float16" are used as given.
+    "auto" takes bf16 on GPUs and on CPUs where it is measured to pay
+    (:func:`cpu_bf16_pays`), fp16 on older GPUs, and fp32 elsewhere; "float32",
+    "bfloat16" and "float16" are used as given.
     """
     if requested == "int8":  # int8 Linear layers; the rest in full precision
         return None
@@ -112,7 +144,7 @@ def inference_dtype(requested, device):
         return dtype
     if device.type == "cuda":
         return _cuda_amp_dtype()
-    if device.type == "cpu" and cpu_has_native_bf16():
+    if device.type == "cpu" and cpu_bf16_pays():
         return torch.bfloat16
     return None
 

@@ -68,7 +68,7 @@ def ddf(parquet_dir):
 def clf(fitted):
     """A copy of ``fitted`` predicting in float32.
 
-    Under bf16 autocast ("auto" on CPUs with native bf16) a text's probabilities depend
+    Under bf16 autocast ("auto" on CPUs where bf16 pays) a text's probabilities depend
     slightly on the texts batched with it, which partitioning changes (docs/scaling.md).
     """
     return pickle.loads(pickle.dumps(fitted)).set_params(inference_dtype="float32")

@@ -87,14 +87,50 @@ def test_bf16_matches_fp32(fp32):
 
 
 def test_inference_dtype_auto_resolution(monkeypatch):
-    """Check that "auto" picks bf16 on CPUs with native bf16 and fp32 otherwise."""
+    """Check that "auto" picks bf16 on CPUs where bf16 pays and fp32 otherwise."""
     cpu = torch.device("cpu")
-    monkeypatch.setattr(_training, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(_training, "cpu_bf16_pays", lambda: True)
     assert _training.inference_dtype("auto", cpu) is torch.bfloat16
-    monkeypatch.setattr(_training, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(_training, "cpu_bf16_pays", lambda: False)
     assert _training.inference_dtype("auto", cpu) is None
     assert _training.inference_dtype("float32", cpu) is None
     assert _training.inference_dtype("bfloat16", cpu) is torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("flags", "fp32_seconds", "bf16_seconds", "expected"),
+    [
+        (True, 2.0, 1.0, True),  # bf16 twice as fast (AMX, or AVX512-BF16 on some CPUs)
+        (True, 4.2, 7.6, False),  # flagged but slower: measured on a Xeon without AMX
+        (True, 1.1, 1.0, False),  # a 10% gain does not pay for the casts
+        (False, 2.0, 1.0, False),  # no flag: emulated, never timed
+    ],
+)
+def test_cpu_bf16_pays_needs_the_flag_and_a_measured_gain(
+    monkeypatch, flags, fp32_seconds, bf16_seconds, expected
+):
+    """Check that bf16 is chosen from the CPU flags and a timing, not the flags alone."""
+    timed = []
+
+    def fake_seconds(dtype, repeats=5):
+        timed.append(dtype)
+        return fp32_seconds if dtype is torch.float32 else bf16_seconds
+
+    monkeypatch.setattr(_training, "cpu_has_native_bf16", lambda: flags)
+    monkeypatch.setattr(_training, "_best_linear_seconds", fake_seconds)
+    _training.cpu_bf16_pays.cache_clear()
+    try:
+        assert _training.cpu_bf16_pays() is expected
+        assert bool(timed) is flags
+    finally:
+        _training.cpu_bf16_pays.cache_clear()
+
+
+def test_best_linear_seconds_times_the_requested_dtype():
+    """Check that the self-test times a real product in each dtype."""
+    for dtype in (torch.float32, torch.bfloat16):
+        seconds = _training._best_linear_seconds(dtype, repeats=2)
+        assert 0 < seconds < 10
 
 
 def test_bad_inference_dtype_is_a_parameter_error(tiny_params):
