@@ -184,6 +184,8 @@ def check_labels(y, n_samples):
     for i, label in enumerate(y.tolist()):
         if _is_missing(label):
             raise ValueError(f"y contains a missing label ({label!r}) at index {i}.")
+        if isinstance(label, float) and np.isinf(label):
+            raise ValueError(f"y contains an infinite label ({label!r}) at index {i}.")
     if y.dtype.kind == "f":
         fractional = np.flatnonzero(y != np.round(y))
         if fractional.size:
