@@ -363,6 +363,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             stream = self._start(classes, len(train_rows), seed, incremental, device, sync)
         else:
             stream = self._stream
+            self._check_built_like(stream["module"])  # set_params between chunks
         self._check_batch_norm(stream["module"], len(train_rows))
         if incremental:
             self._warn_if_unshuffled(targets, classes, stream["seen"])
@@ -411,8 +412,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             self.n_iter_ = 1 if first else self.n_iter_ + 1
             self.loss_curve_ = loss_curve if first else self.loss_curve_ + loss_curve
             self._stream = stream
-            self._warn_past_max_steps()
             self._maybe_checkpoint()
+            self._warn_past_max_steps()
         else:
             self.n_iter_ = len(loss_curve)
             self.loss_curve_ = loss_curve
@@ -487,14 +488,20 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
     def _warn_past_max_steps(self):
         """Warn, once per stream, when it has stepped past ``max_steps`` (at rate 0)."""
         step = self._stream["scheduler"].last_epoch
-        if self.max_steps is None or step <= self.max_steps or self._stream.get("past_end"):
+        max_steps = self._stream["max_steps"]  # the schedule's, even after set_params
+        if max_steps is None or step <= max_steps or self._stream.get("past_end"):
             return
         self._stream["past_end"] = True
+        changed = ""
+        if self.max_steps != max_steps:
+            changed = (f" (max_steps={self.max_steps!r} was set after the stream began, "
+                       "which does not change its schedule)")
         warnings.warn(
             f"partial_fit has taken {step} optimizer steps, more than max_steps="
-            f"{self.max_steps}: the learning rate reached 0 at step {self.max_steps}, so "
+            f"{max_steps}{changed}: the learning rate reached 0 at step {max_steps}, so "
             "later steps leave the weights unchanged. Set max_steps to the steps of the "
-            "whole stream (each chunk takes at least ceil(rows / batch_size)).",
+            "whole stream (each chunk takes at least ceil(rows / batch_size)) before "
+            "its first chunk.",
             UserWarning, stacklevel=5,
         )
 
@@ -708,6 +715,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             scheduler = _training.stream_schedule(
                 optimizer, stream["warmup_steps"], self.max_steps
             )
+            stream["max_steps"] = self.max_steps
         else:
             scheduler = _training.linear_schedule(
                 optimizer, int(self.warmup_fraction * total_steps), total_steps
@@ -836,7 +844,11 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_built_like(self, module):
         """Refuse to continue training ``module`` under parameters that would build
-        another network (changed with ``set_params`` after fitting)."""
+        another network, or a ``max_length`` beyond its positions (changed with
+        ``set_params`` after fitting or between chunks)."""
+        from ._pretrained import check_max_length
+
+        check_max_length(module.backbone.config, self.max_length)
         built = {"head": module.head_spec, "head_dropout": module.head_dropout_spec,
                  "pooling": module.pooling, "freeze_base": module.frozen}
         for name, value in built.items():

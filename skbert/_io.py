@@ -2,6 +2,7 @@
 
 import csv
 import os
+import warnings
 from pathlib import Path
 
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "jsonl",
@@ -41,7 +42,8 @@ def read_chunks(path, text_column="text", label_column="label", chunksize=10_000
     ----------
     path : str or os.PathLike
         The file; its extension (.csv, .tsv, .parquet, .jsonl) picks the reader.
-        TSV is read as plain lines split at tabs, with no quoting.
+        TSV is read as plain lines split at tabs, with no quoting; a text that looks
+        quoted the CSV way is kept as read, with a warning naming its row.
     text_column : str, default="text"
         Column of the texts.
     label_column : str or None, default="label"
@@ -140,8 +142,12 @@ def _frames(path, fmt, columns, chunksize, text_column, label_column):
         )
     with reader:
         try:
+            offset, warned = 0, fmt != "tsv"
             for frame in reader:
                 _check_columns(path, frame.columns, columns)
+                if not warned:
+                    warned = _warn_if_csv_quoted(frame[text_column], path, offset)
+                offset += len(frame)
                 yield frame
         except pd.errors.ParserError as exc:
             hint = " (in TSV a field cannot hold a tab)" if fmt == "tsv" else ""
@@ -205,19 +211,47 @@ def write_frames(frames, path, fmt, gzipped=False):
                 if len(frame):
                     frame.to_json(f, orient="records", lines=True, force_ascii=False)
             elif fmt == "tsv":
+                _check_tsv_values(frame, path)
                 try:
                     frame.to_csv(f, sep="\t", index=False, header=header,
                                  quoting=csv.QUOTE_NONE)
                 except csv.Error:
-                    raise ValueError(
-                        f"Cannot write {os.fspath(path)!r} as TSV: a value holds a tab or a "
-                        "line break, which TSV cannot hold; write .csv, .parquet or .jsonl."
-                    ) from None
+                    raise ValueError(_TSV_WRITE_ERROR.format(os.fspath(path))) from None
             else:
                 frame.to_csv(f, index=False, header=header)
             header = False
             n_rows += len(frame)
     return n_rows
+
+
+_TSV_WRITE_ERROR = (
+    "Cannot write {!r} as TSV: a value holds a tab or a line break, which TSV cannot "
+    "hold; write .csv, .parquet or .jsonl."
+)
+
+
+def _check_tsv_values(frame, path):
+    """Refuse a carriage return, which the csv module writes bare under QUOTE_NONE."""
+    for name in frame.columns:
+        if frame[name].map(lambda v: isinstance(v, str) and "\r" in v).any():
+            raise ValueError(_TSV_WRITE_ERROR.format(os.fspath(path)))
+
+
+def _warn_if_csv_quoted(texts, path, offset):
+    """Warn (and return True) when a TSV text looks quoted the CSV way, as pandas'
+    ``to_csv(sep="\\t")`` writes a field with a quote: TSV here keeps quotes as text."""
+    for i, text in enumerate(texts.tolist()):
+        if (isinstance(text, str) and len(text) > 2 and text[0] == text[-1] == '"'
+                and '""' in text[1:-1]):
+            warnings.warn(
+                f"Row {offset + i} of {os.fspath(path)!r} (0-based, header not counted) "
+                f"reads as {text!r}, which looks quoted the CSV way. TSV files are read "
+                "as plain tab-separated lines (as GLUE's are), so quotes stay in the "
+                "text. Write the file with quoting=csv.QUOTE_NONE, or as .csv.",
+                UserWarning, stacklevel=2,
+            )
+            return True
+    return False
 
 
 def _write_parquet(frames, path):

@@ -96,18 +96,22 @@ def cpu_has_native_bf16():
     return False
 
 
-def _best_linear_seconds(dtype, repeats=5):
-    """Best time of one BERT-sized Linear layer (1,024 tokens, 384 -> 1,536) in ``dtype``."""
+def _best_linear_seconds(dtypes, repeats=5):
+    """Best time of one BERT-sized Linear layer (1,024 tokens, 384 -> 1,536) in each of
+    ``dtypes``, timed in turn so that a change of load on the machine hits them all."""
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(1024, 384, generator=generator).to(dtype)
-    w = torch.randn(1536, 384, generator=generator).to(dtype)
-    best = float("inf")
+    x = torch.randn(1024, 384, generator=generator)
+    w = torch.randn(1536, 384, generator=generator)
+    operands = [(x.to(dtype), w.to(dtype)) for dtype in dtypes]
+    best = [float("inf")] * len(operands)
     with torch.inference_mode():
-        torch.nn.functional.linear(x, w)  # warm-up: the first call picks the kernel
+        for x_d, w_d in operands:
+            torch.nn.functional.linear(x_d, w_d)  # warm-up: the first call picks the kernel
         for _ in range(repeats):
-            start = time.perf_counter()
-            torch.nn.functional.linear(x, w)
-            best = min(best, time.perf_counter() - start)
+            for i, (x_d, w_d) in enumerate(operands):
+                start = time.perf_counter()
+                torch.nn.functional.linear(x_d, w_d)
+                best[i] = min(best[i], time.perf_counter() - start)
     return best
 
 
@@ -118,12 +122,14 @@ def cpu_bf16_pays():
     The CPU flags say whether bf16 dot products exist (AVX512-BF16, AMX), not whether
     they pay: on a 2-core Xeon with AVX512-BF16 but no AMX, a bf16 product ran at 160
     GFLOP/s against 290 in fp32, and bf16 autocast predicted at half the fp32 speed.
-    Where the flags are there, one Linear layer is timed in each dtype (about 0.1 s,
-    once per process); bf16 must be at least 1.25 times faster, to pay for its casts.
+    Where the flags are there, one Linear layer is timed in each dtype, alternately
+    (about 0.1 s, once per process); bf16 must be at least 1.25 times faster, to pay
+    for its casts. Pass an explicit ``inference_dtype`` for a choice that cannot vary.
     """
     if not cpu_has_native_bf16():
         return False  # emulated bf16 is many times slower: no need to time it
-    return _best_linear_seconds(torch.float32) >= 1.25 * _best_linear_seconds(torch.bfloat16)
+    fp32, bf16 = _best_linear_seconds((torch.float32, torch.bfloat16))
+    return fp32 >= 1.25 * bf16
 
 
 _INFERENCE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}

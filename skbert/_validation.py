@@ -14,7 +14,7 @@ _BARE_STRING = "Iterable over raw text documents expected, string object receive
 
 def _is_missing(value):
     """Whether ``value`` marks a missing entry: None, NaN, or pandas' NA or NaT."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
         return True
     return type(value).__name__ in ("NAType", "NaTType")  # without importing pandas
 
@@ -184,14 +184,13 @@ def check_labels(y, n_samples):
     for i, label in enumerate(y.tolist()):
         if _is_missing(label):
             raise ValueError(f"y contains a missing label ({label!r}) at index {i}.")
-        if isinstance(label, float) and np.isinf(label):
-            raise ValueError(f"y contains an infinite label ({label!r}) at index {i}.")
-    if y.dtype.kind == "f":
-        fractional = np.flatnonzero(y != np.round(y))
-        if fractional.size:
-            i = int(fractional[0])
+        if not isinstance(label, (float, np.floating)):
+            continue
+        if np.isinf(label):
+            raise ValueError(f"y contains an infinite label ({float(label)!r}) at index {i}.")
+        if label != round(label):
             raise ValueError(
-                f"y holds continuous values ({y[i].item()!r} at index {i}), but a "
+                f"y holds continuous values ({float(label)!r} at index {i}), but a "
                 "classifier needs discrete class labels. Use a regressor for continuous "
                 "targets, or bin them into classes first."
             )

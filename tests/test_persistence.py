@@ -9,6 +9,7 @@ import joblib
 import numpy as np
 import pytest
 import skops.io as sio
+import torch
 
 from skbert import BertTextClassifier
 
@@ -101,3 +102,20 @@ def test_set_params_after_fit_neither_breaks_saving_nor_retrains_another_network
     clf.set_params(**{name: tiny_params.get(name, BertTextClassifier().get_params()[name])})
     clf.partial_fit(X, y)  # back as built: continues
     assert clf.n_iter_ == 1
+
+
+@pytest.mark.parametrize("change", [{"head": (16,)}, {"head_dropout": 0.5},
+                                    {"pooling": "cls"}, {"freeze_base": True},
+                                    {"max_length": 100_000}])
+def test_partial_fit_refuses_a_changed_network_between_chunks(tiny_params, toy_data, change):
+    """Check that set_params between partial_fit calls of one stream is refused, naming
+    the parameter, rather than ignored."""
+    X, y, _, _ = toy_data
+    clf = BertTextClassifier(**tiny_params).partial_fit(X, y, classes=np.unique(y))
+    weights = [p.detach().clone() for p in clf.model_.parameters()]
+    clf.set_params(**change)
+    (name, value), = change.items()
+    with pytest.raises(ValueError, match=re.escape(f"{name}={value!r}")):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 1
+    assert all(torch.equal(a, b) for a, b in zip(weights, clf.model_.parameters(), strict=True))

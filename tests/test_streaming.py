@@ -112,7 +112,8 @@ def test_stream_schedule_decays(tiny_model_dir, chunks):
 
 def test_stream_past_max_steps_warns_once_at_the_callers_line(tiny_model_dir, chunks):
     """Check that a stream stepping past max_steps (where the rate is 0) warns once, at
-    the caller's line, and that one of exactly max_steps steps does not warn."""
+    the caller's line, and that one of exactly max_steps steps does not warn; max_steps
+    changed mid-stream does not change the schedule, and the warning says so."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _stream(tiny_model_dir, chunks, max_steps=18)  # 6 chunks x 3 steps
@@ -123,9 +124,14 @@ def test_stream_past_max_steps_warns_once_at_the_callers_line(tiny_model_dir, ch
             warnings.simplefilter("always")
             clf.partial_fit(X, y, classes=[0, 1])
         caught += [(i, w) for w in seen if "more than max_steps" in str(w.message)]
+        clf.set_params(max_steps=1000)
+    assert clf._stream["optimizer"].param_groups[0]["lr"] == 0.0
     assert len(caught) == 1
     (i, w), = caught
-    assert i == 3 and "taken 12 optimizer steps, more than max_steps=10" in str(w.message)
+    assert i == 3
+    assert "taken 12 optimizer steps, more than max_steps=10 (max_steps=1000 was set" in str(
+        w.message
+    )
     assert w.filename == __file__
 
 
@@ -165,7 +171,9 @@ def test_tsv_quotes_are_text_and_rows_never_merge(tmp_path):
     texts = ['"quoted" start', "plain", '"unbalanced good', "another", 'a 5" screen', "last"]
     path = tmp_path / "q.tsv"
     path.write_text("text\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(texts)))
-    (X, y), = read_chunks(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none of these looks CSV-quoted
+        (X, y), = read_chunks(path)
     assert X == texts and y.tolist() == [0, 1, 0, 1, 0, 1]
     out = tmp_path / "out.tsv"
     write_frames([pd.DataFrame({"text": texts})], out, "tsv")
@@ -176,6 +184,24 @@ def test_tsv_quotes_are_text_and_rows_never_merge(tmp_path):
         list(read_chunks(path))
     with pytest.raises(ValueError, match="holds a tab or a line break.*write .csv"):
         write_frames([pd.DataFrame({"text": ["a\tb"]})], out, "tsv")
+
+
+def test_tsv_quoted_the_csv_way_warns_and_carriage_returns_are_refused(tmp_path):
+    """Check that a TSV that pandas quoted the CSV way is read as plain lines with a
+    warning naming the row, and that writing a carriage return as TSV is refused (the
+    csv module would write it bare, splitting the row)."""
+    from skbert._io import write_frames
+
+    path = tmp_path / "pandas.tsv"
+    frame = pd.DataFrame({"text": ["plain", "more", 'he said "hi"'], "label": [0, 1, 1]})
+    frame.to_csv(path, sep="\t", index=False)
+    with pytest.warns(UserWarning, match=r"Row 2 of .*pandas.tsv.*looks quoted the CSV way"):
+        chunks = list(read_chunks(path, chunksize=2))
+    texts = [t for X, _ in chunks for t in X]
+    assert texts == ["plain", "more", '"he said ""hi"""']  # kept as read, nothing dropped
+    out = tmp_path / "out.tsv"
+    with pytest.raises(ValueError, match="holds a tab or a line break"):
+        write_frames([pd.DataFrame({"id": [0, 1], "text": ["a", "b\rc"]})], out, "tsv")
 
 
 def test_read_chunks_bad_paths(tmp_path):
