@@ -364,7 +364,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         else:
             stream = self._stream
             self._check_built_like(stream["module"])  # set_params between chunks
-        self._check_batch_norm(stream["module"], len(train_rows))
+        self._check_batch_norm(stream["module"], len(train_rows), stream["sync"])
         if incremental:
             self._warn_if_unshuffled(targets, classes, stream["seen"])
             stream["seen"] += np.bincount(targets, minlength=len(classes))
@@ -820,8 +820,9 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             weights = sample_weight if weights is None else weights * sample_weight
         return weights
 
-    def _check_batch_norm(self, module, n_train):
-        """Refuse batches of one text for a head with BatchNorm (which needs two)."""
+    def _check_batch_norm(self, module, n_train, sync=None):
+        """Refuse batches of one text for a head with BatchNorm (which needs two), in
+        every process's share of a batch in a data-parallel run."""
         from torch.nn.modules.batchnorm import _BatchNorm
 
         from ._batching import smallest_batch
@@ -832,14 +833,19 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             smallest = smallest_batch(n_train, self.batch_size, mega_batch_mult=None)
         else:
             smallest = smallest_batch(n_train, self.batch_size)
-        if smallest >= 2:
+        world = 1 if sync is None else sync.world_size
+        # A batch of b texts splits into shares of b // world or one more (array_split):
+        # all of them hold 2 or more, or none, only from 2 * world texts on.
+        if smallest >= 2 * world:
             return
         what = (f"a chunk of {n_train} text" if n_train == 1
                 else f"{n_train} training texts with batch_size={self.batch_size}")
+        split = f", split over {world} processes," if world > 1 else ""
         raise ValueError(
             f"head={module.head_spec!r} has BatchNorm layers, which need at least 2 texts "
-            f"per batch, but {what} leave a batch of 1 text. Use batch_size >= 3 and "
-            "chunks of at least 2 texts, or a head without BatchNorm."
+            f"per batch, but {what}{split} leave a batch of 1 text. Use batch_size >= "
+            f"{2 * world + 1} and chunks of at least {2 * world} texts, or a head without "
+            "BatchNorm."
         )
 
     def _check_built_like(self, module):

@@ -181,6 +181,23 @@ def test_batchnorm_head_refuses_batches_of_one_text(tiny_params):
         clf.partial_fit(["good film"], [1])
 
 
+@pytest.mark.parametrize(("batch_size", "world", "refused"),
+                         [(4, 2, False), (3, 2, True), (6, 3, False), (5, 3, True)])
+def test_batchnorm_check_counts_each_process_share(tiny_params, batch_size, world, refused):
+    """Check that in a data-parallel run the BatchNorm check looks at each process's
+    share of a batch (a batch of 3 over 2 processes gives one a single text)."""
+    clf = BertTextClassifier(**dict(tiny_params, head=(8,), max_iter=1)).fit(X_OK, Y_OK)
+    clf.set_params(batch_size=batch_size)
+    sync = type("Sync", (), {"world_size": world})()
+    n_train = batch_size * 4  # batches of batch_size texts only
+    if refused:
+        with pytest.raises(ValueError, match=f"split over {world} processes.*batch_size >= "
+                                             f"{2 * world + 1}"):
+            clf._check_batch_norm(clf.model_, n_train, sync)
+    else:
+        clf._check_batch_norm(clf.model_, n_train, sync)
+
+
 def test_odd_but_valid_text_works(fitted):
     """Check that empty, emoji, RTL, zero-width and very long texts are predicted."""
     texts = ["", "great 👍🏽🎬", "فيلم رائع", "good\u200bfilm\u200d", "bad " * 5000, "\t\n "]
