@@ -343,6 +343,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         y = check_labels(y, len(texts))
         sample_weight = check_sample_weight(sample_weight, len(texts))
         first = not incremental or not hasattr(self, "_stream")
+        if incremental and hasattr(self, "model_"):  # continues a fitted network
+            self._check_built_like(self.model_)
         classes = self._check_classes(y, classes, incremental)
         targets = np.searchsorted(classes, y).astype(np.int64)
         weights = self._loss_weights(classes, y, targets, sample_weight)
@@ -363,7 +365,6 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             stream = self._start(classes, len(train_rows), seed, incremental, device, sync)
         else:
             stream = self._stream
-            self._check_built_like(stream["module"])  # set_params between chunks
         self._check_batch_norm(stream["module"], len(train_rows), stream["sync"])
         if incremental:
             self._warn_if_unshuffled(targets, classes, stream["seen"])
@@ -657,7 +658,6 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         warm = incremental and hasattr(self, "model_")  # a fitted or loaded estimator
         if warm:
             tokenizer, module = self.tokenizer_, self.model_
-            self._check_built_like(module)
         else:
             tokenizer = _pretrained.load_tokenizer(self.model_name_or_path)
             backbone = _pretrained.load_backbone(

@@ -212,11 +212,7 @@ def write_frames(frames, path, fmt, gzipped=False):
                     frame.to_json(f, orient="records", lines=True, force_ascii=False)
             elif fmt == "tsv":
                 _check_tsv_values(frame, path)
-                try:
-                    frame.to_csv(f, sep="\t", index=False, header=header,
-                                 quoting=csv.QUOTE_NONE)
-                except csv.Error:
-                    raise ValueError(_TSV_WRITE_ERROR.format(os.fspath(path))) from None
+                frame.to_csv(f, sep="\t", index=False, header=header, quoting=csv.QUOTE_NONE)
             else:
                 frame.to_csv(f, index=False, header=header)
             header = False
@@ -224,17 +220,20 @@ def write_frames(frames, path, fmt, gzipped=False):
     return n_rows
 
 
-_TSV_WRITE_ERROR = (
-    "Cannot write {!r} as TSV: a value holds a tab or a line break, which TSV cannot "
-    "hold; write .csv, .parquet or .jsonl."
-)
-
-
 def _check_tsv_values(frame, path):
-    """Refuse a carriage return, which the csv module writes bare under QUOTE_NONE."""
+    """Refuse a value with a tab or a line break, which plain TSV cannot hold (under
+    QUOTE_NONE the csv module would even write a carriage return bare)."""
+    import pandas as pd
+
     for name in frame.columns:
-        if frame[name].map(lambda v: isinstance(v, str) and "\r" in v).any():
-            raise ValueError(_TSV_WRITE_ERROR.format(os.fspath(path)))
+        values = frame[name]
+        if pd.api.types.is_numeric_dtype(values):
+            continue
+        if values.map(lambda v: isinstance(v, str) and any(c in v for c in "\t\r\n")).any():
+            raise ValueError(
+                f"Cannot write {os.fspath(path)!r} as TSV: a value holds a tab or a line "
+                "break, which TSV cannot hold; write .csv, .parquet or .jsonl."
+            )
 
 
 def _warn_if_csv_quoted(texts, path, offset):
