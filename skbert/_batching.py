@@ -10,12 +10,22 @@ text. This module imports nothing from skbert.
 import numpy as np
 
 
+def pad_multiple(device_type):
+    """What padded lengths are rounded up to on a device of ``device_type``.
+
+    The one place that plans padding. 8 on CUDA, whose tensor cores want it; 1
+    elsewhere: on the CPU every padded token is wasted work (on SST-2 dev, rounding up
+    to 8 cost 10% to 20% of prediction throughput; see benchmarks/bench_padding.py).
+    """
+    return 8 if device_type == "cuda" else 1
+
+
 def round_up(n, multiple):
     """Round ``n`` up to a multiple of ``multiple``."""
     return -(-n // multiple) * multiple
 
 
-def sorted_batches(lengths, max_tokens, max_batch_size=None, multiple_of=8):
+def sorted_batches(lengths, max_tokens, max_batch_size=None, *, multiple_of):
     """Split indices, longest first, into batches under a token budget.
 
     Parameters
@@ -27,8 +37,8 @@ def sorted_batches(lengths, max_tokens, max_batch_size=None, multiple_of=8):
         longer than the budget forms a batch of its own.
     max_batch_size : int, default=None
         Upper bound on the number of texts in a batch.
-    multiple_of : int, default=8
-        Padded lengths are rounded up to a multiple of this.
+    multiple_of : int
+        Padded lengths are rounded up to a multiple of this (``pad_multiple``).
 
     Returns
     -------
@@ -55,8 +65,8 @@ def length_grouped_batches(lengths, batch_size, rng, mega_batch_mult=50):
     Indices are shuffled, cut into mega-batches of about ``mega_batch_mult *
     batch_size``, each mega-batch is sorted by length and cut into batches, and the
     batches are shuffled. Batches stay random draws of the data while padding little.
-    Cuts are balanced (sizes differ by at most one); ``smallest_batch`` says how small
-    a batch gets (BatchNorm heads need two texts).
+    Cuts are balanced (sizes differ by at most one); ``batch_sizes`` says how many
+    batches of which sizes it makes.
 
     Parameters
     ----------
@@ -83,30 +93,62 @@ def length_grouped_batches(lengths, batch_size, rng, mega_batch_mult=50):
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def n_length_grouped_batches(n, batch_size, mega_batch_mult=50):
-    """Number of batches ``length_grouped_batches`` makes of ``n`` texts."""
-    parts = _n_parts(n, batch_size * mega_batch_mult)
-    small, extra = divmod(n, parts)
-    return extra * _n_parts(small + 1, batch_size) + (parts - extra) * _n_parts(small, batch_size)
+def training_batches(lengths, batch_size, rng, *, length_grouped):
+    """The batches of one training pass: the one rule for every trainer.
+
+    Parameters
+    ----------
+    lengths : ndarray of shape (n,) or int
+        Token count of each text (length-grouped batches), or the number of rows.
+    batch_size : int
+    rng : numpy.random.Generator
+    length_grouped : bool
+        True: ``length_grouped_batches`` (texts, padded per batch). False: a shuffled
+        even cut into ``ceil(n / batch_size)`` batches (fixed-size rows such as the
+        features of a frozen base).
+
+    Returns
+    -------
+    batches : list of ndarray of int64
+    """
+    if length_grouped:
+        return length_grouped_batches(lengths, batch_size, rng)
+    n = int(lengths)
+    return np.array_split(rng.permutation(n), _n_parts(n, batch_size))
 
 
-def smallest_batch(n, batch_size, mega_batch_mult=50):
-    """Size of the smallest batch ``length_grouped_batches`` makes of ``n`` texts.
+def batch_sizes(n, batch_size, *, length_grouped=True, mega_batch_mult=50):
+    """Sizes of the batches ``training_batches`` makes of ``n`` rows (in no order).
 
     Mega-batches hold ``small`` or ``small + 1`` texts; each is cut evenly into
-    batches. With ``mega_batch_mult=None``: one even cut of all ``n`` texts.
+    batches. Without length grouping: one even cut of all ``n`` rows.
     """
-    parts = 1 if mega_batch_mult is None else _n_parts(n, batch_size * mega_batch_mult)
+    parts = _n_parts(n, batch_size * mega_batch_mult) if length_grouped else 1
     small, extra = divmod(n, parts)
-    sizes = [small, small + 1] if extra else [small]
-    return min(m // _n_parts(m, batch_size) for m in sizes)
+    sizes = []
+    for m, count in ((small + 1, extra), (small, parts - extra)):
+        if count and m:
+            k = _n_parts(m, batch_size)
+            base, more = divmod(m, k)
+            sizes += ([base + 1] * more + [base] * (k - more)) * count
+    return sizes
+
+
+def count_batches(n, batch_size, *, length_grouped=True):
+    """Optimizer steps of one pass over ``n`` rows: the number of training batches."""
+    return len(batch_sizes(n, batch_size, length_grouped=length_grouped))
+
+
+def smallest_batch(n, batch_size, *, length_grouped=True):
+    """Size of the smallest training batch of ``n`` rows (BatchNorm heads need two)."""
+    return min(batch_sizes(n, batch_size, length_grouped=length_grouped))
 
 
 def _n_parts(n, size):
     return max(1, -(-n // size))
 
 
-def pad_batch(ids, offsets, rows, pad_id, type_ids=None, multiple_of=8):
+def pad_batch(ids, offsets, rows, pad_id, type_ids=None, *, multiple_of):
     """Pad the texts ``rows`` to the batch's own longest, rounded up.
 
     Parameters
@@ -121,8 +163,8 @@ def pad_batch(ids, offsets, rows, pad_id, type_ids=None, multiple_of=8):
         Padding token id.
     type_ids : ndarray, default=None
         Flat segment ids aligned with ``ids`` (text pairs), or None.
-    multiple_of : int, default=8
-        The padded length is a multiple of this (tensor cores and SIMD like it).
+    multiple_of : int
+        The padded length is a multiple of this (``pad_multiple``).
 
     Returns
     -------

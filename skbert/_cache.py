@@ -99,15 +99,19 @@ def load_copy(kind, path, load, keep_first=True):
 
 
 def texts_digest(texts):
-    """A digest of a list of texts (or text pairs) that tells lists apart."""
+    """A digest of a list of texts (or text pairs) that tells lists apart.
+
+    Each text is its kind and the byte length of every part before the bytes, so no
+    text can imitate a separator ("a\x00b" is neither ("a", "b") nor two texts).
+    """
     digest = hashlib.blake2b(digest_size=16)
     for text in texts:
         parts = (text,) if isinstance(text, str) else text
-        digest.update(b"S" if isinstance(text, str) else b"P")  # "a\x00b" is not ("a", "b")
+        digest.update(b"S" if isinstance(text, str) else b"P")
         for part in parts:
-            digest.update(part.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x00")
-        digest.update(b"\x01")
+            data = part.encode("utf-8", "surrogatepass")
+            digest.update(len(data).to_bytes(8, "little"))
+            digest.update(data)
     return digest.digest()
 
 

@@ -26,17 +26,12 @@ from ._validation import (
     iter_text_chunks,
 )
 
-# Default token budget of a prediction batch (padded length times texts). On a
-# 2-core AVX-512 CPU 2,048 was fastest in benchmarks/bench_predict.py (larger batches
-# spill the cache); accelerators want far more work per kernel.
-_PREDICT_BATCH_TOKENS = {"cpu": 2048, "cuda": 65536, "mps": 16384}
 # Texts validated, tokenized and predicted together: bounds memory on huge inputs.
 _PREDICT_CHUNK_SIZE = 16384
 # The only type skops must trust to load a fitted estimator or checkpoint.
 TRUSTED_TYPES = ["skbert._classifier.BertTextClassifier"]
-_CHECKPOINT_FORMAT = "skbert-checkpoint-1"
-# Prediction halves its token budget after running out of memory, down to this.
-_MIN_BATCH_TOKENS = 64
+# The training state's file in a checkpoint folder (beside estimator.skops).
+_STATE_FILE = "training_state.pt"
 # Serialises building the int8 copy of a model when threads predict at once.
 _INT8_LOCK = threading.Lock()
 
@@ -160,10 +155,17 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         The fine-tuned encoder with its pooling and head.
     tokenizer_ : transformers.PreTrainedTokenizerFast
         The encoder's tokenizer.
+    text_pairs_ : bool
+        Whether the model was trained on text pairs (two columns) rather than texts.
     n_iter_ : int
-        Epochs run.
+        Epochs run by ``fit``, or completed chunks of the ``partial_fit`` stream (a
+        stream started after ``fit`` counts its own chunks).
     loss_curve_ : list of float
-        Mean training loss of each epoch.
+        Mean training loss of each epoch, or of each chunk of the stream.
+    n_samples_seen_ : int
+        Texts trained on in completed passes: training rows times epochs for ``fit``,
+        the rows of the stream's completed chunks for ``partial_fit`` (a chunk that did
+        not complete is not counted).
     validation_scores_ : list of float
         Validation accuracy after each epoch; only with ``early_stopping``.
     best_validation_score_ : float
@@ -291,14 +293,16 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
             Class labels of any hashable type (str, int, bool...).
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative per-text weights of the loss.
+            Non-negative per-text weights of the loss. Only relative weights matter:
+            they are scaled to a mean of 1 (with ``class_weight`` folded in).
 
         Returns
         -------
         self : BertTextClassifier
             The fitted estimator.
         """
-        self.__dict__.pop("_stream", None)
+        for name in ("_trainer", "_halted"):  # a new run: any stream ends here
+            self.__dict__.pop(name, None)
         return self._fit(X, y, sample_weight, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -309,9 +313,19 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         between calls, so a corpus larger than memory trains chunk by chunk. Since a
         stream's length is unknown, the schedule warms up over ``warmup_fraction`` of
         the first chunk's steps, then decays linearly to 0 at ``max_steps`` when it is
-        set, else as the inverse square root of the step. With ``checkpoint_dir`` a
+        set, else as the inverse square root of the step. The optimizer and schedule
+        are fixed when the stream starts: ``set_params`` of ``learning_rate``,
+        ``max_steps`` or the like applies to the next stream. With ``checkpoint_dir`` a
         checkpoint is written after a call once ``checkpoint_every`` steps have passed
         since the last one; ``BertTextClassifier.resume`` continues from it.
+
+        A call is a transaction: it either completes (weights, optimizer, ``n_iter_``,
+        ``loss_curve_`` and the checkpoint advance together) or, after Ctrl-C
+        (``KeyboardInterrupt``), a non-finite loss or a failed checkpoint write, the chunk
+        is not counted. The weights then hold part of it, so the stream refuses further
+        ``partial_fit`` calls: resume it from its last checkpoint (and re-feed the
+        chunks after its ``n_iter_``), or start again with ``fit``. Predictions use the
+        weights of the last completed step.
 
         Parameters
         ----------
@@ -324,7 +338,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             Every class of the whole stream. Required on the first call, and must not
             change later.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative per-text weights of the loss.
+            Non-negative per-text weights of the loss, relative within the chunk (they
+            are scaled to a mean of 1).
 
         Returns
         -------
@@ -334,91 +349,169 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         return self._fit(X, y, sample_weight, classes=classes, incremental=True)
 
     def _fit(self, X, y, sample_weight, *, classes=None, incremental):
-        """Validate, set up training (on the first call), and train: the one data path."""
+        """Validate, set up training (on a run's first call), and train: the one data path."""
         import torch
 
-        from . import _tokenization, _training
+        from . import _fitting
+        from ._cache import texts_digest
+        from ._distributed import data_parallel
+        from ._engine import EarlyStopping, Interrupted, oom_error, warn_interrupted
+        from ._tokenization import encode
+        from ._training import resolve_device
 
         texts = check_texts(X)
         y = check_labels(y, len(texts))
         sample_weight = check_sample_weight(sample_weight, len(texts))
-        first = not incremental or not hasattr(self, "_stream")
-        if incremental and hasattr(self, "model_"):  # continues a fitted network
-            self._check_built_like(self.model_)
+        trainer = self.__dict__.get("_trainer")
+        if incremental:
+            self._check_stream_continues(texts)
         classes = self._check_classes(y, classes, incremental)
         targets = np.searchsorted(classes, y).astype(np.int64)
-        weights = self._loss_weights(classes, y, targets, sample_weight)
-        seed = None
-        if first:
+        weights = _fitting.loss_weights(self.class_weight, classes, y, targets, sample_weight)
+        seed, parallel = None, None if trainer is None else trainer.parallel
+        if trainer is None:  # a new run: its seed, device and processes
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-            device, sync = self._device_and_sync()
-            if sync is not None:  # every process shuffles and splits as rank 0 does
-                seed = sync.broadcast_seed(seed)
-        else:
-            sync = self._stream["sync"]
-        if sync is not None:  # each process takes its share of the same batches
-            from ._cache import texts_digest
-
-            sync.check_same_input(texts_digest(texts + [str(t) for t in targets]))
-        train_rows, val_rows = self._validation_split(targets, seed, incremental)
-        if first:
-            stream = self._start(classes, len(train_rows), seed, incremental, device, sync)
-        else:
-            stream = self._stream
-        self._check_batch_norm(stream["module"], len(train_rows), stream["sync"])
+            device = resolve_device(self.device)
+            parallel = data_parallel(device)
+            if parallel is not None:  # every process shuffles, splits and trains alike
+                seed = parallel.broadcast_seed(seed)
+        if parallel is not None:
+            parallel.check_same_input(texts_digest(texts + [str(t) for t in targets]))
+        train_rows, val_rows = _fitting.validation_split(self, targets, seed, incremental)
+        if trainer is None:
+            trainer = _fitting.new_trainer(self, len(classes), len(train_rows), seed,
+                                           incremental, device, parallel)
+        _fitting.check_batch_norm(self, trainer.module, len(train_rows), parallel)
         if incremental:
-            self._warn_if_unshuffled(targets, classes, stream["seen"])
-            stream["seen"] += np.bincount(targets, minlength=len(classes))
-        encoding = _tokenization.encode(stream["tokenizer"], texts, self.max_length, cache=True)
-        module, device = stream["module"], stream["device"]
-
-        cuda = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda), _training.deferred_interrupt() as interrupt:
-            torch.set_rng_state(stream["torch_rng"])
-            steps = self._training_steps(stream, encoding, train_rows, val_rows, targets,
-                                         weights, interrupt)
-            stopper = None
-            if val_rows is not None:
-                stopper = _training.EarlyStopping(module, self.n_iter_no_change, self.tol)
-            try:
-                loss_curve = _training.run_epochs(
-                    *steps, 1 if incremental else self.max_iter, stopper=stopper,
-                    verbose=self.verbose, interrupt=interrupt if sync is None else None,
-                )
-            except torch.OutOfMemoryError as exc:
-                raise RuntimeError(
-                    f"Out of memory on {device} while training with batch_size="
-                    f"{self.batch_size} and max_length={self.max_length}. Lower batch_size "
-                    "or max_length (or use freeze_base=True) and fit again."
-                ) from exc
-            stream["torch_rng"] = torch.get_rng_state()
-        for p in stream["parameters"]:  # free the gradients (the next step sets them anew)
-            p.grad = None
-        if stream["sync"] is not None:
-            stream["sync"].broadcast_buffers(module)  # one set of BatchNorm statistics
-        module.eval()
+            _fitting.warn_if_unshuffled(targets, classes, trainer.state.label_counts)
+        encoding = encode(trainer.tokenizer, texts, self.max_length, cache=True)
+        source, validation = _fitting.sources(self, trainer, encoding, train_rows, val_rows,
+                                              targets, weights)
+        fitted = dict(classes_=classes, model_=trainer.module, tokenizer_=trainer.tokenizer,
+                      text_pairs_=is_pair_input(texts))
+        if incremental:
+            losses = self._train_chunk(trainer, source)
+            self._commit_chunk(trainer, fitted, losses, np.bincount(targets, minlength=len(
+                classes)))
+            return self
+        stopper = None if validation is None else EarlyStopping(
+            trainer.module, self.n_iter_no_change, self.tol)
+        try:
+            losses = trainer.train(source, self.max_iter, validation=validation,
+                                   stopper=stopper, verbose=self.verbose)
+        except Interrupted as stop:
+            losses = stop.losses
+            warn_interrupted(stop)
+        except torch.OutOfMemoryError as exc:
+            raise oom_error(trainer.device, self.batch_size, self.max_length) from exc
+        for name in ("_int8_model", "validation_scores_", "best_validation_score_"):
+            self.__dict__.pop(name, None)  # of the network fitted before
+        self.__dict__.update(fitted, n_iter_=len(losses), loss_curve_=losses,
+                             n_samples_seen_=trainer.state.samples_seen)
         if stopper is not None:
             stopper.restore_best()
             self.validation_scores_ = stopper.scores
             self.best_validation_score_ = stopper.best_score
-        elif not incremental:  # not left over from an earlier fit with early stopping
-            self.__dict__.pop("validation_scores_", None)
-            self.__dict__.pop("best_validation_score_", None)
-        self.classes_ = classes
-        self.model_ = module
-        self.__dict__.pop("_int8_model", None)  # weights changed: quantize again
-        self.tokenizer_ = stream["tokenizer"]
-        self._text_pairs = is_pair_input(texts)
-        if incremental:
-            self.n_iter_ = 1 if first else self.n_iter_ + 1
-            self.loss_curve_ = loss_curve if first else self.loss_curve_ + loss_curve
-            self._stream = stream
-            self._maybe_checkpoint()
-            self._warn_past_max_steps()
-        else:
-            self.n_iter_ = len(loss_curve)
-            self.loss_curve_ = loss_curve
         return self
+
+    def _check_stream_continues(self, texts):
+        """Refuse a halted stream, a network ``set_params`` would rebuild, and a switch
+        between single texts and text pairs."""
+        from ._fitting import check_built_like
+
+        if "_halted" in self.__dict__:
+            raise RuntimeError(self._halted)
+        if hasattr(self, "model_"):  # continues a fitted network
+            check_built_like(self, self.model_)
+            if is_pair_input(texts) != self.text_pairs_:
+                kind = "text pairs" if self.text_pairs_ else "single texts"
+                other = "single texts" if self.text_pairs_ else "text pairs"
+                raise ValueError(
+                    f"This classifier was trained on {kind}; partial_fit got {other}. "
+                    f"Every chunk of a stream must be {kind}."
+                )
+
+    def _train_chunk(self, trainer, source):
+        """One pass over a chunk; on failure the stream halts, counted at its last chunk."""
+        import torch
+
+        from ._engine import Interrupted, oom_error
+
+        try:
+            return trainer.train(source, 1, verbose=self.verbose)
+        except Interrupted:
+            raise KeyboardInterrupt(self._halt(trainer, "was interrupted (Ctrl-C)")) from None
+        except torch.OutOfMemoryError as exc:
+            self._halt(trainer, "ran out of memory")
+            raise oom_error(trainer.device, self.batch_size, self.max_length) from exc
+        except FloatingPointError as exc:
+            raise FloatingPointError(
+                f"{exc} {self._halt(trainer, 'stopped on a non-finite loss')}") from None
+
+    def _commit_chunk(self, trainer, fitted, losses, counts):
+        import copy
+
+        """Count a completed chunk and write its checkpoint when one is due, together:
+        when the write fails, nothing is counted and the stream halts."""
+        state = trainer.state  # the loop counted the chunk's texts at the end of its pass
+        before = (state.chunks, state.samples_seen - int(counts.sum()), state.label_counts)
+        state.chunks += 1
+        state.label_counts = state.label_counts + counts
+        # A stream's curves count its own chunks (the resume loop skips n_iter_ chunks),
+        # so the first chunk after fit starts them anew and drops the fit's scores.
+        first = state.chunks == 1
+        fitted.update(
+            n_iter_=state.chunks, loss_curve_=([] if first else self.loss_curve_) + losses,
+            n_samples_seen_=state.samples_seen,
+        )
+        due = self.checkpoint_dir is not None and trainer.is_main and (
+            self.checkpoint_every is None
+            or state.steps - state.last_checkpoint >= self.checkpoint_every
+        )
+        if due:
+            candidate = copy.copy(self)  # the estimator as it will be once committed
+            candidate.__dict__.update(fitted, _trainer=trainer)
+            try:
+                candidate.save_checkpoint(self.checkpoint_dir)
+            except BaseException as exc:
+                state.chunks, state.samples_seen, state.label_counts = before
+                advice = self._halt(trainer, "could not write its checkpoint")
+                if not isinstance(exc, Exception):
+                    raise
+                raise OSError(
+                    f"partial_fit could not write a checkpoint to checkpoint_dir="
+                    f"{os.fspath(self.checkpoint_dir)!r} ({type(exc).__name__}: {exc}); the "
+                    f"checkpoints there before are intact. {advice}"
+                ) from exc
+        for name in ("_int8_model",) + (
+                ("validation_scores_", "best_validation_score_") if first else ()):
+            self.__dict__.pop(name, None)
+        self.__dict__.update(fitted, _trainer=trainer)
+        self._warn_past_max_steps(trainer)
+
+    def _halt(self, trainer, why):
+        """Stop a stream whose chunk did not complete; return how the user can go on.
+
+        A stream whose first chunk failed on an unfitted estimator is forgotten (nothing
+        was fitted); any other refuses ``partial_fit`` until ``fit`` or ``resume``.
+        """
+        chunk = trainer.state.chunks + 1
+        self.__dict__.pop("_trainer", None)
+        if not hasattr(self, "model_"):
+            return (f"partial_fit {why} during the first chunk; nothing was fitted or "
+                    "counted. Call partial_fit again to start the stream.")
+        resume = "call fit, or start a new stream on a new estimator"
+        if self.checkpoint_dir is not None:
+            resume = (f"resume from the last checkpoint with BertTextClassifier.resume("
+                      f"{os.fspath(self.checkpoint_dir)!r}) and feed the chunks after its "
+                      "n_iter_, or call fit")
+        self._halted = (
+            f"partial_fit {why} during chunk {chunk} of the stream. That chunk is not "
+            f"counted (n_iter_ is still {self.n_iter_}), but the weights took part of it, "
+            f"so this stream cannot continue in memory without training on part of it "
+            f"twice: {resume}. Predictions use the weights of the last completed step."
+        )
+        return self._halted
 
     def _check_classes(self, y, classes, incremental):
         """The classes of training: from y for fit; the stream's for partial_fit."""
@@ -455,79 +548,35 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             )
         return classes
 
-    @staticmethod
-    def _warn_if_unshuffled(targets, classes, seen):
-        """Warn when a chunk's labels look like an unshuffled slice of the stream."""
-        from scipy.stats import chisquare
-
-        counts = np.bincount(targets, minlength=len(classes))
-        if np.count_nonzero(counts) == 1:
-            label = classes.tolist()[int(np.argmax(counts))]
-            warnings.warn(
-                f"partial_fit got a chunk whose {len(targets)} labels are all {label!r}: "
-                "the input is probably not shuffled. Shuffle the corpus before cutting it "
-                "into chunks, or the model will drift towards each chunk's class.",
-                UserWarning, stacklevel=5,
-            )
+    def _warn_past_max_steps(self, trainer):
+        """Warn, once per stream, when it has stepped past its schedule's end (rate 0)."""
+        state = trainer.state
+        end = state.plan.total_steps  # the schedule's, even after set_params
+        if end is None or state.steps <= end or "end" in trainer.warned:
             return
-        if seen.sum() == 0:
-            return
-        # Is this chunk a plausible draw from the class balance seen so far? A
-        # chi-square test guards small chunks, the total variation gap large ones.
-        expected = (seen + 1) / (seen + 1).sum() * counts.sum()
-        p_value = chisquare(counts, expected).pvalue
-        gap = 0.5 * np.abs(counts / counts.sum() - seen / seen.sum()).sum()
-        if p_value < 1e-6 and gap > 0.25:
-            warnings.warn(
-                f"The class balance of this chunk differs from the chunks seen so far "
-                f"by {gap:.0%} (total variation, chi-square p={p_value:.1e}): the input "
-                "is probably not shuffled. Shuffle the corpus before cutting it into "
-                "chunks.",
-                UserWarning, stacklevel=5,
-            )
-
-    def _warn_past_max_steps(self):
-        """Warn, once per stream, when it has stepped past ``max_steps`` (at rate 0)."""
-        step = self._stream["scheduler"].last_epoch
-        max_steps = self._stream["max_steps"]  # the schedule's, even after set_params
-        if max_steps is None or step <= max_steps or self._stream.get("past_end"):
-            return
-        self._stream["past_end"] = True
+        trainer.warned.add("end")
         changed = ""
-        if self.max_steps != max_steps:
+        if self.max_steps != end:
             changed = (f" (max_steps={self.max_steps!r} was set after the stream began, "
                        "which does not change its schedule)")
         warnings.warn(
-            f"partial_fit has taken {step} optimizer steps, more than max_steps="
-            f"{max_steps}{changed}: the learning rate reached 0 at step {max_steps}, so "
-            "later steps leave the weights unchanged. Set max_steps to the steps of the "
-            "whole stream (each chunk takes at least ceil(rows / batch_size)) before "
-            "its first chunk.",
-            UserWarning, stacklevel=5,
+            f"partial_fit has taken {state.steps} optimizer steps, more than max_steps="
+            f"{end}{changed}: the learning rate reached 0 at step {end}, so later steps "
+            "no longer change the trained weights, but BatchNorm running statistics and "
+            "the optimizer's moments still follow the data. Set max_steps to the steps of "
+            "the whole stream (each chunk takes at least ceil(rows / batch_size)) "
+            "before its first chunk.",
+            UserWarning, stacklevel=6,
         )
-
-    def _maybe_checkpoint(self):
-        """Write a checkpoint when ``checkpoint_every`` steps have passed since the last.
-
-        In a data-parallel run only rank 0 writes.
-        """
-        sync = self._stream["sync"]
-        if self.checkpoint_dir is None or (sync is not None and not sync.is_main):
-            return
-        step = self._stream["scheduler"].last_epoch
-        if self.checkpoint_every is None or (
-            step - self._stream["last_checkpoint"] >= self.checkpoint_every
-        ):
-            self.save_checkpoint(self.checkpoint_dir)
 
     def save_checkpoint(self, checkpoint_dir):
         """Write the estimator and its training state as a new checkpoint folder.
 
         The folder ``ckpt-<step>`` holds ``estimator.skops`` (parameters, weights,
-        tokenizer) and ``stream.pt`` (optimizer, schedule, random states, counters,
-        read back with ``torch.load(weights_only=True)``). It is written under a
-        temporary name and renamed when complete; the ``keep_checkpoints`` newest are
-        kept.
+        tokenizer) and ``training_state.pt`` (the ``state_dict()`` of the training
+        state: optimizer, schedule plan, random states, counters; read back with
+        ``torch.load(weights_only=True)``). It is written under a temporary name and
+        renamed when complete; the ``keep_checkpoints`` newest are kept.
 
         Parameters
         ----------
@@ -547,29 +596,18 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         from ._checkpoint import write_checkpoint
 
         check_is_fitted(self)
-        if not hasattr(self, "_stream"):
+        trainer = self.__dict__.get("_trainer")
+        if trainer is None:
             raise ValueError("save_checkpoint needs a partial_fit stream to save; call "
                              "partial_fit first (a model from fit is saved with skops).")
-        stream = self._stream
-        state = {
-            "format": _CHECKPOINT_FORMAT,
-            "optimizer": stream["optimizer"].state_dict(),
-            "scheduler": stream["scheduler"].state_dict(),
-            "scaler": None if stream["scaler"] is None else stream["scaler"].state_dict(),
-            "rng": stream["rng"].bit_generator.state,
-            "torch_rng": stream["torch_rng"],
-            "seen": torch.from_numpy(stream["seen"]),
-            "warmup_steps": stream["warmup_steps"],
-        }
         buffer = io.BytesIO()
-        torch.save(state, buffer)
-        step = stream["scheduler"].last_epoch
+        torch.save(trainer.state.state_dict(), buffer)
         path = write_checkpoint(
-            checkpoint_dir, step,
-            {"estimator.skops": sio.dumps(self), "stream.pt": buffer.getvalue()},
+            checkpoint_dir, trainer.state.steps,
+            {"estimator.skops": sio.dumps(self), _STATE_FILE: buffer.getvalue()},
             keep=self.keep_checkpoints,
         )
-        stream["last_checkpoint"] = step
+        trainer.state.last_checkpoint = trainer.state.steps
         return path
 
     @classmethod
@@ -596,14 +634,20 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         from skops.io.exceptions import UntrustedTypesFoundException
 
         from ._checkpoint import latest_checkpoint
+        from ._distributed import data_parallel
+        from ._fitting import restore_trainer
+        from ._training import resolve_device
 
         path = latest_checkpoint(checkpoint_dir)
         trusted = TRUSTED_TYPES + list(trusted or [])
         try:
             estimator = sio.load(path / "estimator.skops", trusted=trusted)
-            state = torch.load(path / "stream.pt", weights_only=True)
-            if not isinstance(estimator, cls) or state.get("format") != _CHECKPOINT_FORMAT:
+            state = torch.load(path / _STATE_FILE, weights_only=True)
+            if not isinstance(estimator, cls) or not isinstance(state, dict):
                 raise TypeError("it does not hold a BertTextClassifier training state")
+            device = resolve_device(estimator.device)
+            estimator._trainer = restore_trainer(estimator, state, device,
+                                                 data_parallel(device))
         except UntrustedTypesFoundException:
             untrusted = sio.get_untrusted_types(file=path / "estimator.skops")
             raise ValueError(
@@ -618,314 +662,9 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 f"({type(exc).__name__}: {exc}). Nothing was changed; remove it to resume "
                 "from an older checkpoint."
             ) from exc
-        estimator._restore_stream(state)
         return estimator
 
-    def _restore_stream(self, state):
-        """Rebuild optimizer, schedule and random states from a checkpoint's state."""
-        device, sync = self._device_and_sync()
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state["rng"]
-        stream = {
-            "module": self.model_.to(device), "tokenizer": self.tokenizer_, "device": device,
-            "rng": rng, "torch_rng": state["torch_rng"], "seen": state["seen"].numpy().copy(),
-            "warmup_steps": state["warmup_steps"],
-            "last_checkpoint": state["scheduler"]["last_epoch"], "sync": sync,
-        }
-        self._new_optimizer(stream, None)
-        stream["optimizer"].load_state_dict(state["optimizer"])
-        stream["scheduler"].load_state_dict(state["scheduler"])
-        if stream["scaler"] is not None and state["scaler"] is not None:
-            stream["scaler"].load_state_dict(state["scaler"])
-        self._stream = stream
-
-    def _device_and_sync(self):
-        """This process's training device, and its ``DataParallel`` when launched on
-        several processes (``torchrun``, ``accelerate launch``), else None."""
-        from ._distributed import data_parallel, local_device
-        from ._training import resolve_device
-
-        device = local_device(resolve_device(self.device))
-        return device, data_parallel(device)
-
-    def _start(self, classes, n_train, seed, incremental, device, sync):
-        """Load the pretrained parts, build the network, optimizer and schedule."""
-        import torch
-
-        from . import _modeling, _pretrained
-        from ._batching import n_length_grouped_batches
-
-        warm = incremental and hasattr(self, "model_")  # a fitted or loaded estimator
-        if warm:
-            tokenizer, module = self.tokenizer_, self.model_
-        else:
-            tokenizer = _pretrained.load_tokenizer(self.model_name_or_path)
-            backbone = _pretrained.load_backbone(
-                _pretrained.resolve_model_path(self.model_name_or_path)
-            )
-            _pretrained.check_compatible(
-                backbone.config, tokenizer, self.max_length, self.model_name_or_path
-            )
-            self._check_head()
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            if not warm:
-                module = _modeling.build_module(
-                    backbone, len(classes), pooling=self.pooling, head=self.head,
-                    dropout=self.head_dropout, frozen=self.freeze_base,
-                )
-            torch_rng = torch.get_rng_state()
-        module.to(device)
-        if sync is not None:
-            sync.broadcast_module(module)
-        if self.freeze_base:
-            steps_per_chunk = -(-n_train // self.batch_size)
-        else:
-            steps_per_chunk = n_length_grouped_batches(n_train, self.batch_size)
-        stream = {
-            "module": module, "tokenizer": tokenizer, "device": device,
-            "rng": np.random.default_rng(seed), "torch_rng": torch_rng,
-            "seen": np.zeros(len(classes), dtype=np.int64),
-            "warmup_steps": None, "last_checkpoint": 0, "sync": sync,
-        }
-        if incremental:
-            stream["warmup_steps"] = (
-                int(self.warmup_fraction * self.max_steps) if self.max_steps
-                else max(1, round(self.warmup_fraction * steps_per_chunk))
-            )
-            total = None
-        else:
-            total = steps_per_chunk * self.max_iter
-        self._new_optimizer(stream, total)
-        return stream
-
-    def _new_optimizer(self, stream, total_steps):
-        """AdamW, schedule and (fp16) scaler for ``stream``'s module."""
-        import torch
-
-        from . import _modeling, _training
-
-        module, device = stream["module"], stream["device"]
-        groups = _modeling.parameter_groups(
-            module, self.learning_rate, self.head_learning_rate or self.learning_rate,
-            self.weight_decay, self.layer_decay,
-        )
-        optimizer = _training.adamw(groups, device)
-        if total_steps is None:
-            scheduler = _training.stream_schedule(
-                optimizer, stream["warmup_steps"], self.max_steps
-            )
-            stream["max_steps"] = self.max_steps
-        else:
-            scheduler = _training.linear_schedule(
-                optimizer, int(self.warmup_fraction * total_steps), total_steps
-            )
-        dtype = _training.training_dtype(self.training_dtype, device)
-        scaler = None
-        if not self.freeze_base and dtype is torch.float16:
-            scaler = torch.amp.GradScaler("cuda")
-        stream.update(optimizer=optimizer, scheduler=scheduler, scaler=scaler, dtype=dtype,
-                      parameters=[p for group in groups for p in group["params"]])
-
-    def _training_steps(
-        self, stream, encoding, train_rows, val_rows, targets, weights, interrupt=None
-    ):
-        """Return ``(train_pass, validate)`` closures for ``_training.run_epochs``.
-
-        Full fine-tuning runs the whole network on shuffled, length-grouped batches of
-        texts. With ``freeze_base`` the frozen backbone's pooled features are computed
-        once (length-sorted, no grad) and the head trains on them for every epoch.
-        """
-        import torch
-
-        from . import _training
-        from ._batching import length_grouped_batches, sorted_batches
-
-        module, device, rng = stream["module"], stream["device"], stream["rng"]
-        tokenizer, sync = stream["tokenizer"], stream["sync"]
-        pad_id = tokenizer.pad_token_id
-        train_targets = targets[train_rows]
-        train_weights = None if weights is None else weights[train_rows]
-        lengths = np.diff(encoding[2])
-
-        if self.freeze_base:
-            def features(rows):
-                batches = sorted_batches(lengths[rows], self._batch_tokens(device),
-                                         multiple_of=_training.pad_multiple(device))
-                out = _training.predict_batches(
-                    module.features, encoding, rows, batches, pad_id=pad_id, device=device
-                )
-                return torch.from_numpy(out).to(device)
-
-            train_features = features(train_rows)
-            val_features = None if val_rows is None else features(val_rows)
-
-            def forward(positions):
-                return module.head(train_features[torch.from_numpy(positions).to(device)])
-
-            def make_batches():
-                n = len(train_rows)
-                return np.array_split(rng.permutation(n), -(-n // self.batch_size))
-
-            def val_logits():
-                with torch.inference_mode():
-                    return module.head(val_features).float().cpu().numpy()
-        else:
-            def forward(positions):
-                return module(**_training.batch_to_device(
-                    encoding, train_rows[positions], pad_id, device
-                ))
-
-            def make_batches():
-                return length_grouped_batches(lengths[train_rows], self.batch_size, rng)
-
-            def val_logits():
-                return self._logits(module, tokenizer, encoding, val_rows, device)
-
-        def train_pass(epoch):
-            module.train()
-            return _training.train_epoch(
-                forward, stream["parameters"], make_batches(), train_targets, train_weights,
-                stream["optimizer"], stream["scheduler"], device=device,
-                dtype=stream["dtype"], max_grad_norm=self.max_grad_norm, scaler=stream["scaler"],
-                progress=self.verbose > 0 and (sync is None or sync.is_main),
-                description=f"epoch {epoch + 1}", interrupt=interrupt, sync=sync,
-            )
-
-        def validate():
-            module.eval()
-            score = float(np.mean(val_logits().argmax(1) == targets[val_rows]))
-            # Rank 0 decides, so that no process stops while the others train on.
-            return score if sync is None else sync.broadcast_score(score)
-
-        return train_pass, (None if val_rows is None else validate)
-
-    def _loss_weights(self, classes, y, targets, sample_weight):
-        """Per-text loss weights from ``sample_weight`` and ``class_weight``, or None."""
-        from sklearn.utils.class_weight import compute_class_weight
-
-        if isinstance(self.class_weight, dict):
-            unknown = [k for k in self.class_weight if k not in set(classes.tolist())]
-            if unknown:
-                raise ValueError(
-                    f"class_weight has keys {unknown!r} that are not classes in y; "
-                    f"the classes are {classes.tolist()!r}."
-                )
-        if self.class_weight is None:
-            weights = None
-        else:
-            per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
-            weights = per_class[targets]
-        if sample_weight is not None:
-            weights = sample_weight if weights is None else weights * sample_weight
-        return weights
-
-    def _check_batch_norm(self, module, n_train, sync=None):
-        """Refuse batches of one text for a head with BatchNorm (which needs two), in
-        every process's share of a batch in a data-parallel run."""
-        from torch.nn.modules.batchnorm import _BatchNorm
-
-        from ._batching import smallest_batch
-
-        if not any(isinstance(m, _BatchNorm) for m in module.head.modules()):
-            return
-        if self.freeze_base:  # one even cut, as _training_steps makes batches there
-            smallest = smallest_batch(n_train, self.batch_size, mega_batch_mult=None)
-        else:
-            smallest = smallest_batch(n_train, self.batch_size)
-        world = 1 if sync is None else sync.world_size
-        # A batch of b texts splits into shares of b // world or one more (array_split):
-        # all of them hold 2 or more, or none, only from 2 * world texts on.
-        if smallest >= 2 * world:
-            return
-        what = (f"a chunk of {n_train} text" if n_train == 1
-                else f"{n_train} training texts with batch_size={self.batch_size}")
-        split = f", split over {world} processes," if world > 1 else ""
-        raise ValueError(
-            f"head={module.head_spec!r} has BatchNorm layers, which need at least 2 texts "
-            f"per batch, but {what}{split} leave a batch of 1 text. Use batch_size >= "
-            f"{2 * world + 1} and chunks of at least {2 * world} texts, or a head without "
-            "BatchNorm."
-        )
-
-    def _check_built_like(self, module):
-        """Refuse to continue training ``module`` under parameters that would build
-        another network, or a ``max_length`` beyond its positions (changed with
-        ``set_params`` after fitting or between chunks)."""
-        from ._pretrained import check_max_length
-
-        check_max_length(module.backbone.config, self.max_length)
-        built = {"head": module.head_spec, "head_dropout": module.head_dropout_spec,
-                 "pooling": module.pooling, "freeze_base": module.frozen}
-        for name, value in built.items():
-            if getattr(self, name) != value:
-                raise ValueError(
-                    f"{name}={getattr(self, name)!r}, but the fitted network was built with "
-                    f"{name}={value!r}; partial_fit continues that network. Set {name} "
-                    "back, or call fit to build a new network."
-                )
-
-    def _check_head(self):
-        if isinstance(self.head, tuple):
-            bad = [h for h in self.head if isinstance(h, bool) or not isinstance(h, Integral)
-                   or h < 1]
-            if bad:
-                raise ValueError(
-                    f"head hidden sizes must be positive ints; got {self.head!r}."
-                )
-
-    def _validation_split(self, targets, seed, incremental):
-        """Row indices for training and (with early stopping) validation."""
-        rows = np.arange(len(targets))
-        if incremental or not self.early_stopping:
-            return rows, None
-        from sklearn.model_selection import train_test_split
-
-        try:
-            train_rows, val_rows = train_test_split(
-                rows, test_size=self.validation_fraction, random_state=seed,
-                stratify=targets,
-            )
-        except ValueError as exc:
-            raise ValueError(
-                f"early_stopping could not hold out validation_fraction="
-                f"{self.validation_fraction} of {len(rows)} texts with every class "
-                f"represented: {exc} Use more data, a larger validation_fraction, or "
-                "early_stopping=False."
-            ) from None
-        return np.sort(train_rows), np.sort(val_rows)
-
     # --------------------------------------------------------------- prediction
-    def _logits(self, module, tokenizer, encoding, rows, device):
-        """Logits of the texts ``rows`` of ``encoding`` (all when None), in that order."""
-        import torch
-
-        from ._batching import sorted_batches
-        from ._training import inference_dtype, pad_multiple, predict_batches
-
-        if rows is None:
-            rows = np.arange(len(encoding[2]) - 1)
-        module.eval()
-        budget = self._batch_tokens(device)
-        while True:
-            batches = sorted_batches(np.diff(encoding[2])[rows], budget,
-                                     multiple_of=pad_multiple(device))
-            try:
-                return predict_batches(
-                    module, encoding, rows, batches, pad_id=tokenizer.pad_token_id,
-                    device=device, dtype=inference_dtype(self.inference_dtype, device),
-                )
-            except torch.OutOfMemoryError:
-                if budget <= _MIN_BATCH_TOKENS:
-                    raise
-                budget //= 2
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                warnings.warn(
-                    f"Out of memory on {device} while predicting; retrying with "
-                    f"predict_batch_tokens={budget}.", UserWarning, stacklevel=5,
-                )
-
     def _prediction_module(self, device):
         """The fitted network on ``device``; its int8 copy under ``inference_dtype="int8"``.
 
@@ -948,10 +687,6 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 self._int8_model = cached
         return cached[1]
 
-    def _batch_tokens(self, device):
-        """Token budget of a prediction batch on ``device``."""
-        return self.predict_batch_tokens or _PREDICT_BATCH_TOKENS.get(device.type, 4096)
-
     def _iter_logits(self, X, chunk_size):
         """Yield the logits of ``X`` chunk by chunk, in input order.
 
@@ -960,6 +695,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         """
         from concurrent.futures import ThreadPoolExecutor
 
+        from ._fitting import logits
         from ._pretrained import check_max_length
         from ._tokenization import encode
         from ._training import resolve_device
@@ -967,10 +703,11 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         check_max_length(self.model_.backbone.config, self.max_length)  # set_params after fit
         device = resolve_device(self.device)
         module = self._prediction_module(device)
+        pad_id = self.tokenizer_.pad_token_id
 
         def checked_encode(texts):
-            if is_pair_input(texts) != self._text_pairs:
-                kind = "text pairs" if self._text_pairs else "single texts"
+            if is_pair_input(texts) != self.text_pairs_:
+                kind = "text pairs" if self.text_pairs_ else "single texts"
                 raise ValueError(f"This classifier was fitted on {kind}; X must be {kind} too.")
             return encode(self.tokenizer_, texts, self.max_length)
 
@@ -981,10 +718,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                     continue
                 upcoming = pool.submit(checked_encode, texts)
                 if pending is not None:
-                    yield self._logits(module, self.tokenizer_, pending.result(), None, device)
+                    yield logits(self, module, pending.result(), None, pad_id, device)
                 pending = upcoming
             if pending is not None:
-                yield self._logits(module, self.tokenizer_, pending.result(), None, device)
+                yield logits(self, module, pending.result(), None, pad_id, device)
 
     def _predict_logits(self, X):
         """Logits of all of ``X``; shape (0, n_classes) for no texts."""
@@ -1146,7 +883,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
 
         check_is_fitted(self)
         return export_onnx(
-            self.model_, self.tokenizer_, self.classes_, path, text_pairs=self._text_pairs,
+            self.model_, self.tokenizer_, self.classes_, path, text_pairs=self.text_pairs_,
             max_length=self.max_length, opset=opset,
         )
 
@@ -1165,9 +902,9 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         needs neither the network nor the original model folder.
         """
         state = super().__getstate__()
-        # The optimizer and schedule of a partial_fit stream travel in checkpoints only.
+        # The training state of a partial_fit stream travels in checkpoints only.
         # The int8 copy is rebuilt on demand.
-        state = {k: v for k, v in state.items() if k not in ("_stream", "_int8_model")}
+        state = {k: v for k, v in state.items() if k not in ("_trainer", "_int8_model")}
         if "model_" in state:
             from ._modeling import module_to_state
             from ._pretrained import tokenizer_to_state
@@ -1178,6 +915,9 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
+        if "_text_pairs" in state:  # saved by skbert 0.1.0 before the redesign
+            state = dict(state)
+            state["text_pairs_"] = state.pop("_text_pairs")
         if isinstance(state.get("model_"), dict):
             from ._modeling import module_from_state
             from ._pretrained import tokenizer_from_state

@@ -20,12 +20,13 @@ import numpy as np
 
 from . import __version__
 from ._io import file_format, output_format, read_frames, write_frames
+from ._validation import is_missing, mixed_label_types
 
 _PROG = "skbert"
 _MODEL_SUFFIXES = {".skops": "skops", ".pkl": "joblib", ".pickle": "joblib",
                    ".joblib": "joblib"}
 _DEFAULT_CHUNKSIZE = 10_000
-_INTERRUPTED = "Training interrupted by user"  # start of the warning of _training.run_epochs
+_INTERRUPTED = "Training interrupted by user"  # start of the warning of _engine.warn_interrupted
 
 
 class CommandError(Exception):
@@ -303,7 +304,7 @@ def _labels(frame, column, path, offset):
     """The labels of ``frame``; a missing label names its row."""
     labels = frame[column].to_numpy()
     for i, label in enumerate(labels.tolist()):
-        if label is None or (isinstance(label, float) and np.isnan(label)):
+        if is_missing(label):
             raise CommandError(
                 f"Row {offset + i} of {os.fspath(path)!r} (0-based, header not counted) has "
                 f"no label in column {column!r}. Fill it or drop the row."
@@ -532,20 +533,17 @@ def _scan(args):
     try:
         return sizes, np.array(sorted(classes))
     except TypeError:
-        kinds = sorted({type(c).__name__ for c in classes})
-        raise CommandError(
-            f"Column {args.label_column!r} of {os.fspath(args.data)!r} mixes label types "
-            f"({', '.join(kinds)}); use one type for all labels."
-        ) from None
+        error = mixed_label_types(classes, f"Column {args.label_column!r} of "
+                                           f"{os.fspath(args.data)!r}")
+        raise CommandError(str(error)) from None
 
 
 def _stream_steps(model, sizes):
     """Optimizer steps ``partial_fit`` takes over chunks of ``sizes`` rows."""
-    from ._batching import n_length_grouped_batches
+    from ._batching import count_batches
 
-    if model.freeze_base:
-        return sum(-(-n // model.batch_size) for n in sizes)
-    return sum(n_length_grouped_batches(n, model.batch_size) for n in sizes)
+    return sum(count_batches(n, model.batch_size, length_grouped=not model.freeze_base)
+               for n in sizes)
 
 
 def _fit_stream(args, model):
@@ -585,7 +583,7 @@ def _check_resumable(args, model, sizes, done):
             "learning rate is 0. Resume with the --epochs of the interrupted run, or "
             "start a new run for more epochs."
         )
-    seen = int(model._stream["seen"].sum())
+    seen = model.n_samples_seen_
     expected = sum(sizes[k % len(sizes)] for k in range(done))
     if seen != expected:
         raise CommandError(

@@ -1,36 +1,22 @@
-"""Data-parallel training across processes started by ``torchrun`` or ``accelerate launch``.
+"""Data-parallel training on torch's engine, for processes started by ``torchrun`` or
+``accelerate launch``.
 
 Every process runs the same script on the same data and builds the same batches from
-the same seed; each computes the loss and gradients of its share of every batch, and
-one all-reduce per step sums the gradients (with the loss and the Ctrl-C flag), so every
-process takes the same optimizer step and the weights stay identical. The loss of a
-share is its sum divided by the whole batch's size, so the summed gradient is exactly the
-gradient of one process training on the whole batch (except through BatchNorm layers,
-which normalise each share by its own statistics; rank 0's running statistics are copied
-to every process at the end of each call). This module imports nothing from
-skbert.
+the same seed; each runs its share of every batch through the network wrapped in
+``torch.nn.parallel.DistributedDataParallel`` (gloo on the CPU, NCCL on CUDA), which
+averages the gradients over processes during the backward pass. A share's loss is its
+sum divided by the whole batch's size, times the number of processes, so the averaged
+gradient is the gradient of the whole batch in one process (except through BatchNorm
+layers, which normalise each share by its own statistics; rank 0's running statistics
+are copied to every process after each pass). One small all-reduce per step makes
+every process agree on the loss (the NaN check) and on Ctrl-C. This module uses
+``_training`` (the launcher's world size) and nothing else from skbert.
 """
-
-import os
 
 import numpy as np
 import torch
 
-
-def launched_world_size():
-    """Number of processes the launcher started (1 without a launcher)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def local_device(device):
-    """This process's device: CUDA devices are assigned one per local rank."""
-    if device.type == "cuda" and device.index is None and launched_world_size() > 1:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
+from ._training import launched_world_size
 
 
 class DataParallel:
@@ -60,9 +46,46 @@ class DataParallel:
         """Whether this is the process that writes checkpoints and shows progress."""
         return self.rank == 0
 
-    def shard(self, rows):
-        """This process's share of a batch: contiguous, sizes differing by at most one."""
-        return np.array_split(rows, self.world_size)[self.rank]
+    def wrap(self, network):
+        """``network`` in ``DistributedDataParallel``, which copies rank 0's weights to
+        every process now and averages gradients in every backward pass.
+
+        Parameters the loss does not reach (a backbone's unused pooler, parts of a
+        custom head) are allowed.
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(network, device_ids=device_ids,
+                                       find_unused_parameters=True)
+
+    def shard(self, n):
+        """This process's share of a batch of ``n`` rows, and its loss scale.
+
+        Shares are contiguous and differ in size by at most one. A process whose share
+        is empty (a batch smaller than the world) runs the first row with scale 0, since
+        every process must take part in each backward pass.
+
+        Returns
+        -------
+        part : slice
+            Positions in the batch.
+        scale : float
+            Multiplies the share's loss (the world size; 0 for an empty share).
+        """
+        small, extra = divmod(n, self.world_size)  # as np.array_split cuts
+        size = small + (self.rank < extra)
+        start = self.rank * small + min(self.rank, extra)
+        if size == 0:
+            return slice(0, 1), 0.0
+        return slice(start, start + size), float(self.world_size)
+
+    def agree(self, loss, interrupted):
+        """The batch loss (the sum of the shares) and whether any process saw Ctrl-C."""
+        flags = torch.tensor([loss, float(interrupted)], dtype=torch.float64,
+                             device=self._comm_device())
+        self._dist.all_reduce(flags)
+        return flags[0].item() / self.world_size, flags[1].item() > 0
 
     def broadcast_seed(self, seed):
         """Rank 0's seed, so that every process shuffles and splits alike."""
@@ -104,53 +127,6 @@ class DataParallel:
         with torch.no_grad():
             for tensor in module.buffers():
                 self._dist.broadcast(tensor.data, src=0)
-
-    def broadcast_module(self, module):
-        """Copy rank 0's parameters and buffers to every process."""
-        with torch.no_grad():
-            for tensor in list(module.parameters()) + list(module.buffers()):
-                self._dist.broadcast(tensor.data, src=0)
-
-    def all_reduce(self, parameters, loss, interrupted):
-        """Sum gradients, losses and Ctrl-C flags over processes, in one collective.
-
-        A parameter that received no gradient in any process keeps ``grad = None`` (as
-        in one process, where AdamW then skips it); one that did in some process gets
-        the sum, with zeros standing for the processes where it did not.
-
-        Parameters
-        ----------
-        parameters : list of torch.nn.Parameter
-            The trained parameters, in the same order in every process.
-        loss : float
-            This process's share of the batch loss.
-        interrupted : bool
-            Whether Ctrl-C was pressed in this process.
-
-        Returns
-        -------
-        loss : float
-            The batch loss (sum over processes).
-        interrupted : bool
-            Whether any process was interrupted.
-        """
-        grads = [p.grad for p in parameters]
-        pieces = [
-            (g if g is not None else torch.zeros_like(p)).reshape(-1).float()
-            for p, g in zip(parameters, grads, strict=True)
-        ]
-        flags = [0.0 if g is None else 1.0 for g in grads] + [loss, float(interrupted)]
-        pieces.append(torch.tensor(flags, dtype=torch.float32, device=self.device))
-        flat = torch.cat(pieces)
-        self._dist.all_reduce(flat)
-        n_params = len(parameters)
-        tail = flat[-(n_params + 2):].tolist()
-        start = 0
-        for p, count in zip(parameters, tail[:n_params], strict=True):
-            size = p.numel()
-            p.grad = None if count == 0 else flat[start : start + size].view_as(p).to(p.dtype)
-            start += size
-        return tail[-2], tail[-1] > 0
 
     def _comm_device(self):
         return self.device if self._dist.get_backend() == "nccl" else torch.device("cpu")

@@ -8,7 +8,9 @@ transformers classes. transformers is imported inside the functions. This module
 nothing from skbert.
 """
 
+import contextlib
 import re
+import threading
 
 import torch
 from torch import nn
@@ -144,7 +146,9 @@ def parameter_groups(module, learning_rate, head_learning_rate, weight_decay, la
 
     The head gets ``head_learning_rate``; the top encoder layer gets ``learning_rate``
     and each layer below it ``layer_decay`` times the rate of the one above, down to the
-    embeddings. Frozen parameters are left out.
+    embeddings. Frozen parameters are left out. The groups (one per part of the network
+    and decay, in a fixed order) depend on the network only, never on the rates, so an
+    optimizer state saved under some rates loads into groups built under others.
     """
     n_layers = getattr(module.backbone.config, "num_hidden_layers", 0)
     groups = {}
@@ -152,16 +156,18 @@ def parameter_groups(module, learning_rate, head_learning_rate, weight_decay, la
         if not param.requires_grad:
             continue
         if name.startswith("head."):
-            rate = head_learning_rate
+            part, rate = "head", head_learning_rate
         elif ".embeddings." in f".{name}":
-            rate = learning_rate * layer_decay ** n_layers
+            part, rate = "embeddings", learning_rate * layer_decay ** n_layers
         else:
             match = _LAYER.search(name)
             depth = n_layers - 1 - int(match.group(1)) if match else 0
-            rate = learning_rate * layer_decay ** depth
+            part, rate = f"depth {depth}", learning_rate * layer_decay ** depth
         decay = weight_decay if param.ndim >= 2 else 0.0
-        groups.setdefault((rate, decay), []).append(param)
-    return [{"params": p, "lr": r, "weight_decay": d} for (r, d), p in groups.items()]
+        group = groups.setdefault((part, param.ndim >= 2),
+                                  {"params": [], "lr": rate, "weight_decay": decay})
+        group["params"].append(param)
+    return list(groups.values())
 
 
 def decay_groups(model, learning_rate, weight_decay):
@@ -172,6 +178,90 @@ def decay_groups(model, learning_rate, weight_decay):
          "weight_decay": weight_decay},
         {"params": [p for p in params if p.ndim < 2], "lr": learning_rate, "weight_decay": 0.0},
     ]
+
+
+_SEED_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Run the block with torch's global generator seeded, then restore it.
+
+    For code that draws from the global generator only (``nn.Linear`` initialisation):
+    a lock keeps two threads from seeding it under each other.
+    """
+    with _SEED_LOCK, torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
+
+
+_SEEDED_ATTENTION = "skbert_seeded"
+
+
+def _dropout(x, p, generator):
+    """Inverted dropout drawing its mask from ``generator`` (as torch's CPU dropout)."""
+    noise = torch.empty_like(x).bernoulli_(1 - p, generator=generator)
+    noise.div_(1 - p)
+    return x * noise
+
+
+def _seeded_attention(module, query, key, value, attention_mask, dropout=0.0,
+                      scaling=None, **kwargs):
+    """Attention whose dropout draws from the generator of the fit (see
+    ``seeded_dropout``); without dropout, transformers' own SDPA attention."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    generator = getattr(module, "_skbert_generator", None)
+    if not dropout or generator is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask,
+                                      dropout=0.0, scaling=scaling, **kwargs)
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            attention_mask = torch.zeros_like(weights).masked_fill(
+                ~attention_mask, torch.finfo(weights.dtype).min)
+        weights = weights + attention_mask
+    weights = _dropout(torch.softmax(weights, dim=-1), dropout, generator)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
+
+
+@contextlib.contextmanager
+def seeded_dropout(module, generator):
+    """Make every dropout of ``module`` draw from ``generator`` during the block.
+
+    Dropout otherwise draws from torch's global generator, which threads share: two fits
+    with the same ``random_state`` in parallel threads would differ. ``nn.Dropout``
+    layers get a forward of their own, and transformers' attention (whose dropout is
+    inside SDPA) an attention function that draws from ``generator``. All is put back
+    after the block.
+    """
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    AttentionInterface.register(_SEEDED_ATTENTION, _seeded_attention)
+    AttentionMaskInterface.register(_SEEDED_ATTENTION, sdpa_mask)  # the masks SDPA gets
+    patched, configs = [], {}
+    for m in module.modules():
+        if isinstance(m, nn.Dropout) and m.p > 0:
+            m.forward = lambda x, m=m: _dropout(x, m.p, generator) if m.training else x
+            patched.append(m)
+        config = getattr(m, "config", None)
+        if getattr(config, "_attn_implementation", None) in ("sdpa", "eager"):
+            configs.setdefault(id(config), (config, config._attn_implementation))
+            m._skbert_generator = generator
+            patched.append(m)
+    for config, _ in configs.values():
+        config._attn_implementation = _SEEDED_ATTENTION
+    try:
+        yield
+    finally:
+        for config, implementation in configs.values():
+            config._attn_implementation = implementation
+        for m in patched:
+            m.__dict__.pop("forward", None)
+            m.__dict__.pop("_skbert_generator", None)
 
 
 def module_to_state(module, n_classes):

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from . import _cache
@@ -51,21 +52,36 @@ def resolve_model_path(name_or_path):
     return name
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet = {"depth": 0, "saved": None}
+
+
 @contextlib.contextmanager
 def quiet_transformers():
-    """Silence transformers' loading progress bars and reports for the block."""
+    """Silence transformers' loading progress bars and reports for the block.
+
+    transformers' log level is global: with blocks running at once in several threads,
+    the first to enter saves the user's settings and the last to leave restores them
+    (saving and restoring per block would leave ERROR behind when blocks overlap).
+    """
     from transformers.utils import logging
 
-    verbosity = logging.get_verbosity()
-    bars = logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+    with _QUIET_LOCK:
+        if _quiet["depth"] == 0:
+            _quiet["saved"] = (logging.get_verbosity(), logging.is_progress_bar_enabled())
+            logging.set_verbosity_error()
+            logging.disable_progress_bar()
+        _quiet["depth"] += 1
     try:
         yield
     finally:
-        logging.set_verbosity(verbosity)
-        if bars:
-            logging.enable_progress_bar()
+        with _QUIET_LOCK:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                verbosity, bars = _quiet["saved"]
+                logging.set_verbosity(verbosity)
+                if bars:
+                    logging.enable_progress_bar()
 
 
 def load_tokenizer(name_or_path):
@@ -100,27 +116,53 @@ def load_tokenizer(name_or_path):
     return tokenizer
 
 
-def load_backbone(path, masked_lm=False):
+def load_backbone(path):
     """Load the pretrained encoder from a resolved path or hub id.
-
-    With ``masked_lm`` the encoder comes with its masked-language-model head (a fresh
-    one where the checkpoint has none).
 
     Raises
     ------
     OSError
         When the weights cannot be loaded or are corrupt, naming the model.
     """
-    from transformers import AutoModel, AutoModelForMaskedLM
-
-    auto = AutoModelForMaskedLM if masked_lm else AutoModel
+    from transformers import AutoModel
 
     def load():
         with quiet_transformers():
-            return auto.from_pretrained(path)
+            return AutoModel.from_pretrained(path)
 
+    return _load("backbone", path, load)
+
+
+def load_masked_lm(path, seed):
+    """Load the encoder with its masked-language-model head from a resolved path or id.
+
+    A checkpoint without that head (a sentence-transformers model) gets a fresh one;
+    its random weights are drawn from ``seed`` (as ``initializer_range`` asks), not from
+    whichever load first filled the cache.
+    """
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    def load():
+        with quiet_transformers():
+            model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+        return model, sorted(info["missing_keys"])
+
+    model, missing = _load("masked_lm", path, load)
+    generator = torch.Generator().manual_seed(seed)
+    std = getattr(model.config, "initializer_range", 0.02)
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for key in missing:
+            owner, _, name = key.rpartition(".")
+            module = modules.get(owner)
+            if isinstance(module, torch.nn.Linear) and name == "weight":
+                module.weight.normal_(0.0, std, generator=generator)
+    return model
+
+
+def _load(kind, path, load):
     try:
-        kind = "masked_lm" if masked_lm else "backbone"
         return _cache.load_copy(kind, path, load, keep_first=False)
     except Exception as exc:  # safetensors, torch and config errors alike
         raise OSError(

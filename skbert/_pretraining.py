@@ -45,8 +45,10 @@ class MaskedLMPretrainer(BaseEstimator):
         Epochs of ``fit``.
     device : str, default="auto"
         "auto", "cpu", "cuda", "cuda:<index>" or "mps".
+    training_dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Precision of training, as in ``BertTextClassifier``.
     random_state : int, RandomState instance or None, default=None
-        Seeds masking, dropout and batch order.
+        Seeds masking, dropout, batch order and a masked-LM head the checkpoint lacks.
     verbose : int, default=0
         Above 0, show progress bars and one line per epoch.
 
@@ -68,7 +70,7 @@ class MaskedLMPretrainer(BaseEstimator):
             for name in (
                 "model_name_or_path", "max_length", "learning_rate", "weight_decay",
                 "warmup_fraction", "max_grad_norm", "batch_size", "max_iter", "device",
-                "random_state", "verbose",
+                "training_dtype", "random_state", "verbose",
             )
         },
         "mlm_probability": [Interval(Real, 0, 1, closed="neither")],
@@ -87,6 +89,7 @@ class MaskedLMPretrainer(BaseEstimator):
         batch_size=32,
         max_iter=1,
         device="auto",
+        training_dtype="auto",
         random_state=None,
         verbose=0,
     ):
@@ -100,6 +103,7 @@ class MaskedLMPretrainer(BaseEstimator):
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.device = device
+        self.training_dtype = training_dtype
         self.random_state = random_state
         self.verbose = verbose
 
@@ -118,18 +122,16 @@ class MaskedLMPretrainer(BaseEstimator):
         -------
         self : MaskedLMPretrainer
         """
-        texts = check_texts(X)
-        self._start(schedule_steps=self.max_iter * -(-len(texts) // self.batch_size))
-        for _ in range(self.max_iter):
-            self._pass(texts)
-        return self
+        self.__dict__.pop("_trainer", None)
+        return self._fit(X, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Run one pass of masked language modelling over the chunk ``X``.
 
         The model, optimizer and random state carry over between calls; the learning
-        rate stays at ``learning_rate``.
+        rate stays at ``learning_rate``. After ``fit`` (whose rate decayed to 0) a new
+        stream starts from the fitted model.
 
         Parameters
         ----------
@@ -142,75 +144,86 @@ class MaskedLMPretrainer(BaseEstimator):
         -------
         self : MaskedLMPretrainer
         """
+        return self._fit(X, incremental=True)
+
+    def _fit(self, X, incremental):
+        """Set up (on a run's first call) and train on the one loop."""
+        import torch
+
+        from ._engine import Interrupted, oom_error, warn_interrupted
+        from ._inputs import MaskedTokenBatches
+        from ._tokenization import encode
+
         texts = check_texts(X)
-        if not hasattr(self, "model_"):
-            self._start(schedule_steps=None)
-        self._pass(texts)
+        trainer = self.__dict__.get("_trainer") if incremental else None
+        if trainer is None:
+            trainer = self._new_trainer(len(texts), incremental)
+        tokenizer = trainer.tokenizer
+        source = MaskedTokenBatches(
+            encode(tokenizer, texts, self.max_length),
+            special_ids=torch.tensor(sorted(tokenizer.all_special_ids)),
+            probability=self.mlm_probability, mask_id=tokenizer.mask_token_id,
+            vocab_size=len(tokenizer), pad_id=tokenizer.pad_token_id,
+            batch_size=self.batch_size, device=trainer.device, generator=self._mask_generator,
+        )
+        try:
+            losses = trainer.train(source, 1 if incremental else self.max_iter,
+                                   verbose=self.verbose, description="Masked-LM pass")
+        except Interrupted as stop:
+            if incremental:
+                self.__dict__.pop("_trainer", None)
+                raise KeyboardInterrupt("MaskedLMPretrainer.partial_fit was interrupted; "
+                                        "its stream ends here (call fit or partial_fit "
+                                        "to start a new one).") from None
+            losses = stop.losses
+            warn_interrupted(stop)
+        except torch.OutOfMemoryError as exc:
+            raise oom_error(trainer.device, self.batch_size, self.max_length) from exc
+        warm = incremental and hasattr(self, "n_iter_")
+        self.model_, self.tokenizer_ = trainer.module, tokenizer
+        self.loss_curve_ = (self.loss_curve_ if warm else []) + losses
+        self.n_iter_ = (self.n_iter_ if warm else 0) + len(losses)
+        if incremental:
+            self._trainer = trainer
         return self
 
-    def _start(self, schedule_steps):
-        """Load the model and set up optimizer, schedule and random state."""
+    def _new_trainer(self, n_texts, incremental):
+        """Load the model (or continue the fitted one) and build its trainer."""
         import torch
 
         from . import _modeling, _pretrained, _training
+        from ._batching import count_batches
+        from ._distributed import data_parallel
+        from ._engine import Trainer, TrainingPlan, TrainingState
 
-        self._device = _training.resolve_device(self.device)
+        device = _training.resolve_device(self.device)
+        parallel = data_parallel(device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        self._rng = np.random.default_rng(seed)
-        self._generator = torch.Generator().manual_seed(seed)
-        tokenizer = _pretrained.load_tokenizer(self.model_name_or_path)
-        model = _pretrained.load_backbone(
-            _pretrained.resolve_model_path(self.model_name_or_path), masked_lm=True
-        )
-        _pretrained.check_compatible(
-            model.config, tokenizer, self.max_length, self.model_name_or_path
-        )
-        model.to(self._device)
-        groups = _modeling.decay_groups(model, self.learning_rate, self.weight_decay)
-        self._optimizer = _training.adamw(groups, self._device)
-        if schedule_steps is None:
-            self._scheduler = torch.optim.lr_scheduler.LambdaLR(self._optimizer, lambda _: 1.0)
+        if parallel is not None:
+            seed = parallel.broadcast_seed(seed)
+        if hasattr(self, "model_"):
+            model, tokenizer = self.model_, self.tokenizer_
         else:
-            self._scheduler = _training.linear_schedule(
-                self._optimizer, int(self.warmup_fraction * schedule_steps), schedule_steps
+            tokenizer = _pretrained.load_tokenizer(self.model_name_or_path)
+            model = _pretrained.load_masked_lm(
+                _pretrained.resolve_model_path(self.model_name_or_path), seed
             )
-        self.model_, self.tokenizer_ = model, tokenizer
-        self.loss_curve_, self.n_iter_ = [], 0
-
-    def _pass(self, texts):
-        """One pass of masked language modelling over ``texts``."""
-        import torch
-        from tqdm.auto import tqdm
-
-        from ._batching import length_grouped_batches
-        from ._tokenization import encode
-        from ._training import batch_to_device, checked_loss, optimizer_step
-
-        tokenizer, model, device = self.tokenizer_, self.model_, self._device
-        encoding = encode(tokenizer, texts, self.max_length)
-        batches = length_grouped_batches(np.diff(encoding[2]), self.batch_size, self._rng)
-        special = torch.tensor(sorted(tokenizer.all_special_ids))
-        model.train()
-        total, count = 0.0, 0
-        for rows in tqdm(batches, disable=self.verbose <= 0, leave=False, desc="mlm"):
-            inputs = batch_to_device(encoding, rows, tokenizer.pad_token_id, torch.device("cpu"))
-            input_ids, labels = mask_tokens(
-                inputs["input_ids"], special, self.mlm_probability, tokenizer.mask_token_id,
-                len(tokenizer), self._generator,
-            )
-            inputs["input_ids"] = input_ids
-            inputs = {k: v.to(device) for k, v in inputs.items()}
-            loss = model(**inputs, labels=labels.to(device)).loss
-            value = checked_loss(loss, len(rows))
-            optimizer_step(loss, list(model.parameters()), self._optimizer, self._scheduler,
-                           self.max_grad_norm)
-            total += value * len(rows)
-            count += len(rows)
-        model.eval()
-        self.loss_curve_.append(total / count)
-        self.n_iter_ += 1
-        if self.verbose > 0:
-            print(f"Pass {self.n_iter_}: masked-LM loss={self.loss_curve_[-1]:.4f}")
+            _pretrained.check_compatible(model.config, tokenizer, self.max_length,
+                                         self.model_name_or_path)
+        model.to(device)
+        if incremental:
+            schedule = TrainingPlan(0, None, "constant")
+        else:
+            total = count_batches(n_texts, self.batch_size) * self.max_iter
+            schedule = TrainingPlan(int(self.warmup_fraction * total), total, "linear")
+        groups = _modeling.decay_groups(model, self.learning_rate, self.weight_decay)
+        state = TrainingState(_training.adamw(groups, device), schedule, seed=seed,
+                              device=device)
+        self._mask_generator = torch.Generator().manual_seed(seed)
+        return Trainer(model, model, state, device=device,
+                       dtype=_training.training_dtype(self.training_dtype, device),
+                       max_grad_norm=self.max_grad_norm, parallel=parallel,
+                       tokenizer=tokenizer)
 
     def save_pretrained(self, path):
         """Write the encoder and tokenizer to the folder ``path``, atomically.
@@ -232,35 +245,13 @@ class MaskedLMPretrainer(BaseEstimator):
         check_is_fitted(self)
         return save_pretrained_atomic(self.model_, self.tokenizer_, path)
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        return {k: v for k, v in state.items() if k not in ("_trainer", "_mask_generator")}
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
         tags.input_tags.two_d_array = False
         tags.target_tags.required = False
         return tags
-
-
-def mask_tokens(input_ids, special_ids, probability, mask_id, vocab_size, generator):
-    """BERT masking: choose ``probability`` of the non-special tokens to predict.
-
-    Of the chosen tokens 80% become ``mask_id``, 10% a random token, 10% stay.
-    Labels are -100 (ignored) everywhere else.
-
-    Returns
-    -------
-    input_ids, labels : torch.Tensor
-    """
-    import torch
-
-    labels = input_ids.clone()
-    candidates = ~torch.isin(input_ids, special_ids)
-    chosen = (torch.rand(input_ids.shape, generator=generator) < probability) & candidates
-    labels[~chosen] = -100
-    draw = torch.rand(input_ids.shape, generator=generator)
-    masked = input_ids.clone()
-    masked[chosen & (draw < 0.8)] = mask_id
-    random_positions = chosen & (draw >= 0.8) & (draw < 0.9)
-    masked[random_positions] = torch.randint(
-        vocab_size, input_ids.shape, generator=generator
-    )[random_positions]
-    return masked, labels

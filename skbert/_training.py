@@ -1,31 +1,38 @@
-"""Device, optimizer and schedule, one training pass, and batched prediction.
+"""Devices, precision, the optimizer, and batched prediction: functions, no state.
 
-No classes and no callbacks: the estimator calls these functions in order. This module
-uses ``_batching`` and nothing else from skbert.
+The training loop that uses them is ``_engine``. This module uses ``_batching`` and
+nothing else from skbert.
 """
 
-import contextlib
 import functools
-import math
+import os
 import re
-import signal
-import threading
 import time
-import warnings
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._batching import pad_batch
+from ._batching import pad_batch, pad_multiple
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def resolve_device(device):
-    """Turn the ``device`` parameter into a ``torch.device``.
+def launched_world_size():
+    """Number of processes the launcher started (1 without a launcher)."""
+    import torch.distributed as dist
 
-    "auto" picks CUDA, then MPS, then the CPU.
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def resolve_device(device):
+    """Turn the ``device`` parameter into this process's ``torch.device``.
+
+    The one device resolution: "auto" picks CUDA, then MPS, then the CPU; in a run of
+    several processes (``torchrun``, ``accelerate launch``) an unindexed CUDA device is
+    the local rank's GPU.
     """
     if isinstance(device, torch.device):
         device = str(device)
@@ -36,7 +43,7 @@ def resolve_device(device):
         )
     if device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return _local(torch.device("cuda"))
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available():
             return torch.device("mps")
@@ -48,7 +55,13 @@ def resolve_device(device):
         )
     if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device='mps' was requested but MPS is not available here.")
-    return torch.device(device)
+    return _local(torch.device(device))
+
+
+def _local(device):
+    if device.type == "cuda" and device.index is None and launched_world_size() > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
 
 
 def _cuda_amp_dtype():
@@ -132,6 +145,16 @@ def cpu_bf16_pays():
     return fp32 >= 1.25 * bf16
 
 
+def cpu_auto_bf16():
+    """Whether "auto" precision is bf16 on this CPU: :func:`cpu_bf16_pays`, unless the
+    environment variable ``SKBERT_CPU_BF16`` is "1" or "0", which forces the answer
+    (the test suite runs once each way, so that it passes on every kind of CPU)."""
+    forced = os.environ.get("SKBERT_CPU_BF16", "")
+    if forced in ("0", "1"):
+        return forced == "1"
+    return cpu_bf16_pays()
+
+
 _INFERENCE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -150,7 +173,7 @@ def inference_dtype(requested, device):
         return dtype
     if device.type == "cuda":
         return _cuda_amp_dtype()
-    if device.type == "cpu" and cpu_bf16_pays():
+    if device.type == "cpu" and cpu_auto_bf16():
         return torch.bfloat16
     return None
 
@@ -170,51 +193,11 @@ def adamw(groups, device):
     return torch.optim.AdamW(groups)
 
 
-def linear_schedule(optimizer, warmup_steps, total_steps):
-    """Linear warmup from 0, then linear decay to 0 at ``total_steps``."""
-
-    def factor(step):
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def stream_schedule(optimizer, warmup_steps, max_steps=None):
-    """Schedule of a ``partial_fit`` stream, whose length may be unknown.
-
-    Linear warmup over ``warmup_steps``; then linear decay to 0 at ``max_steps`` when
-    it is given, else inverse square root decay, ``sqrt(warmup_steps / step)``, which
-    keeps falling however long the stream runs.
-    """
-    if max_steps is not None:
-        return linear_schedule(optimizer, warmup_steps, max_steps)
-    warmup = max(1, warmup_steps)
-
-    def factor(step):
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return math.sqrt(warmup / (step + 1))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def pad_multiple(device):
-    """What padded lengths are rounded up to on ``device``.
-
-    8 on CUDA, whose tensor cores want it; 1 elsewhere: on the CPU every padded token is
-    wasted work (on SST-2 dev, rounding up to 8 cost 10% to 20% of prediction
-    throughput on the development machine; see benchmarks/bench_padding.py).
-    """
-    return 8 if device.type == "cuda" else 1
-
-
 def batch_to_device(encoding, rows, pad_id, device):
     """Pad the texts ``rows`` of ``encoding`` and move the tensors to ``device``."""
     ids, type_ids, offsets = encoding
     input_ids, mask, token_type_ids = pad_batch(
-        ids, offsets, rows, pad_id, type_ids, multiple_of=pad_multiple(device)
+        ids, offsets, rows, pad_id, type_ids, multiple_of=pad_multiple(device.type)
     )
     tensors = {
         "input_ids": torch.from_numpy(input_ids),
@@ -226,124 +209,6 @@ def batch_to_device(encoding, rows, pad_id, device):
         return tensors
     # Page-locked host memory lets the copy run asynchronously with the GPU's work.
     return {k: v.pin_memory().to(device, non_blocking=True) for k, v in tensors.items()}
-
-
-def checked_loss(loss, n_texts):
-    """The loss (a tensor or float) as a float; a non-finite one stops training."""
-    value = loss.item() if isinstance(loss, torch.Tensor) else float(loss)
-    if not math.isfinite(value):
-        raise FloatingPointError(
-            f"The training loss became {value} at a batch of {n_texts} texts; the "
-            "weights were not updated with it. Lower learning_rate or set max_grad_norm."
-        )
-    return value
-
-
-def backward(loss, optimizer, scaler=None):
-    """Clear the gradients and backpropagate ``loss`` (scaled under fp16); None: no-op."""
-    optimizer.zero_grad(set_to_none=True)
-    if loss is not None:
-        (loss if scaler is None else scaler.scale(loss)).backward()
-
-
-def apply_gradients(parameters, optimizer, scheduler, max_grad_norm=None, scaler=None):
-    """Unscale and clip the gradients, and step the optimizer and schedule."""
-    if scaler is not None:
-        scaler.unscale_(optimizer)
-    if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    scheduler.step()
-
-
-def optimizer_step(loss, parameters, optimizer, scheduler, max_grad_norm=None, scaler=None):
-    """Backpropagate ``loss``, clip gradients, and step the optimizer and schedule."""
-    backward(loss, optimizer, scaler)
-    apply_gradients(parameters, optimizer, scheduler, max_grad_norm, scaler)
-
-
-def train_epoch(
-    forward, parameters, batches, targets, weights, optimizer, scheduler, *,
-    device, dtype=None, max_grad_norm=None, scaler=None, progress=False, description=None,
-    interrupt=None, sync=None,
-):
-    """Run one pass over ``batches`` and return the mean training loss.
-
-    Parameters
-    ----------
-    forward : callable
-        ``forward(rows)`` returns the logits of the texts ``rows`` (the caller puts
-        its modules in training mode).
-    parameters : list of torch.nn.Parameter
-        What gradient clipping applies to.
-    batches : list of ndarray
-        Row indices of each batch.
-    targets : ndarray of int64 of shape (n,)
-        Class index of each text.
-    weights : ndarray of float of shape (n,) or None
-        Per-text loss weight (sample and class weights multiplied).
-    optimizer, scheduler : torch optimizer and LR scheduler
-        Stepped once per batch.
-    device : torch.device
-        Where the logits are computed.
-    dtype : torch.dtype or None
-        Autocast dtype of the forward pass (see ``training_dtype``), or None.
-    max_grad_norm : float or None
-        Gradient clipping threshold.
-    scaler : torch.amp.GradScaler or None
-        Loss scaler for fp16 training.
-    progress : bool
-        Show a tqdm progress bar.
-    description : str or None
-        Progress bar label.
-    interrupt : dict or None
-        The flag of ``deferred_interrupt``: when set, raise ``Interrupted`` after
-        the step in progress.
-    sync : _distributed.DataParallel or None
-        In a data-parallel run, this process computes only its share of each batch
-        and the gradients are summed over processes before every step.
-
-    Returns
-    -------
-    loss : float
-        Mean per-text loss over the pass.
-    """
-    total_loss, total_count = 0.0, 0
-    for rows in tqdm(batches, desc=description, disable=not progress, leave=False):
-        local = rows if sync is None else sync.shard(rows)
-        loss = None
-        if len(local):
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                logits = forward(local)
-            y = torch.from_numpy(targets[local]).to(device)
-            losses = torch.nn.functional.cross_entropy(logits.float(), y, reduction="none")
-            if weights is not None:
-                losses = losses * torch.from_numpy(weights[local]).to(device, losses.dtype)
-            # The mean over the whole batch: the shares of a data-parallel run add up to it.
-            loss = losses.sum() / len(rows)
-        if sync is None:
-            value = checked_loss(loss, len(rows))
-            backward(loss, optimizer, scaler)
-        else:
-            # Processes agree on stopping through the gradients' all-reduce, so a Ctrl-C
-            # after it is seen one step later.
-            backward(loss, optimizer, scaler)
-            value, stop = sync.all_reduce(
-                parameters, 0.0 if loss is None else loss.item(), interrupted(interrupt)
-            )
-            value = checked_loss(value, len(rows))
-        apply_gradients(parameters, optimizer, scheduler, max_grad_norm, scaler)
-        total_loss += value * len(rows)
-        total_count += len(rows)
-        if sync is None:
-            stop = interrupted(interrupt)  # pressed during this step, which is complete
-        if stop:
-            raise Interrupted(total_loss / total_count)
-    return total_loss / max(total_count, 1)
 
 
 @torch.inference_mode()
@@ -386,100 +251,3 @@ def predict_batches(
     out = np.empty_like(values)
     out[np.concatenate(batches)] = values
     return out
-
-
-def interrupted(flag):
-    """Whether the ``deferred_interrupt`` flag (or None) was set by Ctrl-C."""
-    return flag is not None and flag["requested"]
-
-
-class Interrupted(Exception):
-    """Raised inside the training loop, between steps, after Ctrl-C."""
-
-
-@contextlib.contextmanager
-def deferred_interrupt():
-    """Turn Ctrl-C (SIGINT) into a flag read between optimizer steps.
-
-    A step is never cut in half: the loop stops after the step in progress, so the
-    weights, optimizer and schedule stay consistent. Only the main thread can own the
-    handler; elsewhere Ctrl-C behaves as usual.
-    """
-    flag = {"requested": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        flag["requested"] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class EarlyStopping:
-    """Track validation scores and keep a CPU copy of the best weights of ``module``."""
-
-    def __init__(self, module, patience, tol):
-        self.module, self.patience, self.tol = module, patience, tol
-        self.scores, self.best_score, self._best_weights = [], -np.inf, None
-        self._stale = 0
-
-    def update(self, score):
-        """Record ``score``; return True when training should stop."""
-        self.scores.append(score)
-        if self._best_weights is None or score > self.best_score + self.tol:
-            self.best_score = score
-            self._best_weights = {
-                k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()
-            }
-            self._stale = 0
-        else:
-            self._stale += 1
-        return self._stale >= self.patience
-
-    def restore_best(self):
-        """Load the best weights seen back into the module."""
-        self.module.load_state_dict(self._best_weights)
-
-
-def run_epochs(train_pass, validate, max_iter, *, stopper=None, verbose=0, interrupt=None):
-    """Call ``train_pass(epoch)`` up to ``max_iter`` times; return the loss curve.
-
-    After each pass ``validate()`` (when given) scores the model and ``stopper``
-    decides whether to stop. With ``verbose`` one line per epoch is printed. A Ctrl-C
-    seen by ``train_pass`` (which raises ``Interrupted``), or set in the ``interrupt``
-    flag between passes, stops training with a warning.
-    """
-    loss_curve = []
-    for epoch in range(max_iter):
-        if epoch and interrupted(interrupt):  # pressed at the end of the previous pass
-            warnings.warn(
-                f"Training interrupted by user after epoch {epoch}; the estimator keeps "
-                "the weights of the last completed step.", UserWarning, stacklevel=5,
-            )
-            break
-        try:
-            loss = train_pass(epoch)
-        except Interrupted as stop:
-            loss_curve.append(stop.args[0])
-            warnings.warn(
-                f"Training interrupted by user during epoch {epoch + 1}; the estimator "
-                "keeps the weights of the last completed step.", UserWarning, stacklevel=5,
-            )
-            break
-        loss_curve.append(loss)
-        message = f"Epoch {epoch + 1}/{max_iter}: loss={loss:.4f}"
-        stop = False
-        if validate is not None:
-            score = validate()
-            message += f", validation accuracy={score:.4f}"
-            stop = stopper.update(score)
-        if verbose > 0:
-            print(message)
-        if stop:
-            break
-    return loss_curve

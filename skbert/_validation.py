@@ -12,11 +12,21 @@ from sklearn.utils.validation import _check_sample_weight
 _BARE_STRING = "Iterable over raw text documents expected, string object received."
 
 
-def _is_missing(value):
-    """Whether ``value`` marks a missing entry: None, NaN, or pandas' NA or NaT."""
+def is_missing(value):
+    """Whether ``value`` marks a missing entry: None, NaN, or pandas' NA or NaT.
+
+    The one definition of a missing value, for texts, labels and every reader.
+    """
     if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
         return True
     return type(value).__name__ in ("NAType", "NaTType")  # without importing pandas
+
+
+def mixed_label_types(values, name="y"):
+    """The one error for labels of several types (which neither sort nor compare)."""
+    kinds = sorted({type(v).__name__ for v in values})
+    return TypeError(f"{name} mixes label types ({', '.join(kinds)}); use one type for all "
+                     "labels.")
 
 
 def _describe(value):
@@ -44,7 +54,7 @@ def _check_text(value, index):
             f"X must contain only str; got bytes at index {index}. "
             "Decode it first, for example value.decode('utf-8')."
         )
-    if _is_missing(value):
+    if is_missing(value):
         raise ValueError(
             f"X contains a missing value ({value!r}) at index {index}. "
             "Drop or fill missing texts before calling this method."
@@ -164,11 +174,7 @@ def check_labels(y, n_samples):
         values = list(y)
         y = np.asarray(values)
         if y.dtype.kind == "U" and not all(isinstance(v, str) for v in values):
-            # NumPy would turn 1 into "1" silently.
-            kinds = sorted({type(v).__name__ for v in values})
-            raise TypeError(
-                f"y mixes label types ({', '.join(kinds)}); use one type for all labels."
-            )
+            raise mixed_label_types(values)  # NumPy would turn 1 into "1" silently
     if y.ndim == 2 and y.shape[1] == 1:
         raise ValueError(
             f"y must be 1-D; got shape {y.shape}. Use y.ravel() to flatten a column vector."
@@ -182,7 +188,7 @@ def check_labels(y, n_samples):
             f"X and y have inconsistent lengths: {n_samples} texts and {y.shape[0]} labels."
         )
     for i, label in enumerate(y.tolist()):
-        if _is_missing(label):
+        if is_missing(label):
             raise ValueError(f"y contains a missing label ({label!r}) at index {i}.")
         if not isinstance(label, (float, np.floating)):
             continue
@@ -202,10 +208,7 @@ def check_classes(y):
     try:
         classes = np.unique(y)
     except TypeError:
-        kinds = sorted({type(label).__name__ for label in y.tolist()})
-        raise TypeError(
-            f"y mixes label types ({', '.join(kinds)}); use one type for all labels."
-        ) from None
+        raise mixed_label_types(y.tolist()) from None
     if classes.shape[0] < 2:
         raise ValueError(
             "The classifier needs samples of at least 2 classes in the data, but the "

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import _describe
+from ._validation import _describe, is_missing
 
 __all__ = ["predict", "predict_proba"]
 
@@ -163,7 +163,7 @@ def predict(data, clf, text_column="text"):
 def _prepare(data, clf, text_column):
     """Check the inputs; return the texts (Series or Bag) and the shipped estimator."""
     check_is_fitted(clf)
-    if getattr(clf, "_text_pairs", False):
+    if clf.text_pairs_:
         raise ValueError(
             "This classifier was fitted on text pairs; skbert.dask predicts single "
             "texts. For pairs, use dask_ml.wrappers.ParallelPostFit on a dask array "
@@ -227,15 +227,11 @@ def _active_client():
         return None
 
 
-def _is_missing(value):
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
-
-
 def _check_values(values, labels, what):
     """Raise for the first value of ``values`` that is not a str, naming its label."""
     for value, label in zip(values, labels, strict=True):
         if not isinstance(value, str):
-            if _is_missing(value):
+            if is_missing(value):
                 raise ValueError(
                     f"{what} has a missing text ({value!r}) at {label}. Drop or fill "
                     "missing texts first."

@@ -15,6 +15,26 @@ _NEGATIVE = ["bad", "awful", "poor", "dull", "boring", "sad", "nasty", "terrible
 _NEUTRAL = ["the", "film", "was", "a", "plot", "and", "acting", "really", "quite", "movie"]
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--cpu-bf16", choices=("on", "off", "probe"), default="probe",
+        help="What inference_dtype='auto' takes on the CPU: bf16 (on), fp32 (off), or what "
+             "this CPU's probe says (probe). make test runs the suite on and off, so that "
+             "it passes on every kind of CPU.",
+    )
+
+
+def pytest_configure(config):
+    """Force the CPU bf16 probe through SKBERT_CPU_BF16, which subprocesses inherit."""
+    forced = {"on": "1", "off": "0"}.get(config.getoption("--cpu-bf16"))
+    if forced is not None:
+        os.environ["SKBERT_CPU_BF16"] = forced
+
+
+def pytest_report_header(config):
+    return f"skbert: SKBERT_CPU_BF16={os.environ.get('SKBERT_CPU_BF16', '(probe)')}"
+
+
 def make_texts(n, seed=0, n_classes=2):
     """Texts whose class shows in a sentiment word among neutral filler words."""
     rng = np.random.default_rng(seed)

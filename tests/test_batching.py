@@ -5,12 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skbert._batching import (
+    batch_sizes,
+    count_batches,
     length_grouped_batches,
-    n_length_grouped_batches,
     pad_batch,
     round_up,
     smallest_batch,
     sorted_batches,
+    training_batches,
 )
 
 lengths_st = st.lists(st.integers(1, 300), min_size=1, max_size=200).map(np.array)
@@ -19,7 +21,7 @@ lengths_st = st.lists(st.integers(1, 300), min_size=1, max_size=200).map(np.arra
 @given(lengths=lengths_st, budget=st.integers(1, 5000), cap=st.none() | st.integers(1, 64))
 def test_sorted_batches_cover_every_index_once_within_budget(lengths, budget, cap):
     """Check that sorted batches hold every index once, longest first, under the budget."""
-    batches = sorted_batches(lengths, budget, max_batch_size=cap)
+    batches = sorted_batches(lengths, budget, max_batch_size=cap, multiple_of=8)
     flat = np.concatenate(batches)
     np.testing.assert_array_equal(np.sort(flat), np.arange(len(lengths)))
     assert np.all(np.diff(lengths[flat]) <= 0)
@@ -39,17 +41,20 @@ def test_length_grouped_batches_cover_every_index_once(lengths, batch_size, seed
     flat = np.concatenate(batches)
     np.testing.assert_array_equal(np.sort(flat), np.arange(len(lengths)))
     assert all(1 <= len(b) <= batch_size for b in batches)
-    assert len(batches) == n_length_grouped_batches(len(lengths), batch_size)
+    assert len(batches) == count_batches(len(lengths), batch_size)
     assert min(map(len, batches)) == smallest_batch(len(lengths), batch_size)
+    assert sorted(map(len, batches)) == sorted(batch_sizes(len(lengths), batch_size))
     if batch_size >= 3 and len(lengths) >= 2:  # BatchNorm heads need two texts a batch
         assert min(map(len, batches)) >= 2
 
 
-@given(n=st.integers(1, 3000), batch_size=st.integers(1, 40))
-def test_smallest_batch_of_an_even_cut(n, batch_size):
-    """Check smallest_batch without mega-batches against the cut frozen training makes."""
-    batches = np.array_split(np.arange(n), -(-n // batch_size))
-    assert min(map(len, batches)) == smallest_batch(n, batch_size, mega_batch_mult=None)
+@given(n=st.integers(1, 3000), batch_size=st.integers(1, 40), seed=st.integers(0, 99))
+def test_batch_count_of_an_even_cut(n, batch_size, seed):
+    """Check the one batch-count rule against the cut frozen training makes."""
+    batches = training_batches(n, batch_size, np.random.default_rng(seed), length_grouped=False)
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(n))
+    assert len(batches) == count_batches(n, batch_size, length_grouped=False)
+    assert min(map(len, batches)) == smallest_batch(n, batch_size, length_grouped=False)
 
 
 def test_length_grouped_batches_group_lengths_and_shuffle():
@@ -80,7 +85,8 @@ def test_pad_batch_round_trips_tokens(rows, pairs):
     ids = np.concatenate([np.array(r, dtype=np.int32) for r in rows])
     type_ids = (ids % 2).astype(np.int8) if pairs else None
     order = np.arange(len(rows))[::-1]
-    input_ids, mask, token_types = pad_batch(ids, offsets, order, pad_id=0, type_ids=type_ids)
+    input_ids, mask, token_types = pad_batch(ids, offsets, order, pad_id=0, type_ids=type_ids,
+                                             multiple_of=8)
     assert input_ids.shape[1] % 8 == 0
     assert input_ids.shape[1] - lengths.max() < 8
     for k, row in enumerate(order):

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from skbert import BertTextClassifier
+from skbert import BertTextClassifier, _fitting
 
 X_OK = ["good film", "bad film", "great plot", "dull plot"]
 Y_OK = [1, 0, 1, 0]
@@ -193,9 +193,9 @@ def test_batchnorm_check_counts_each_process_share(tiny_params, batch_size, worl
     if refused:
         with pytest.raises(ValueError, match=f"split over {world} processes.*batch_size >= "
                                              f"{2 * world + 1}"):
-            clf._check_batch_norm(clf.model_, n_train, sync)
+            _fitting.check_batch_norm(clf, clf.model_, n_train, sync)
     else:
-        clf._check_batch_norm(clf.model_, n_train, sync)
+        _fitting.check_batch_norm(clf, clf.model_, n_train, sync)
 
 
 def test_odd_but_valid_text_works(fitted):

@@ -163,10 +163,11 @@ def test_predict_csv_matches_in_process(fitted, model_path, test_frame, tmp_path
     assert preds.columns.tolist() == ["id", "prediction", "proba_neg", "proba_pos"]
     assert preds["id"].tolist() == test_frame["id"].tolist()
     texts = test_frame["text"].tolist()
-    assert preds["prediction"].tolist() == fitted.predict(texts).tolist()
+    fp32 = copy.deepcopy(fitted).set_params(inference_dtype="float32")  # as the saved model
+    assert preds["prediction"].tolist() == fp32.predict(texts).tolist()
     proba = preds[["proba_neg", "proba_pos"]].to_numpy()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(proba, fitted.predict_proba(texts), atol=1e-6)
+    np.testing.assert_allclose(proba, fp32.predict_proba(texts), atol=1e-6)
 
 
 def test_stream_fit_checkpoints_and_resume(stream_run):
@@ -177,7 +178,7 @@ def test_stream_fit_checkpoints_and_resume(stream_run):
     assert names == [f"ckpt-{3 * k:012d}" for k in range(1, 7)]  # 6 chunks of 3 steps
     last = BertTextClassifier.resume(ckpt)
     assert last.n_iter_ == 6
-    assert last._stream["scheduler"].last_epoch == last.max_steps == 18  # decays to 0
+    assert last._trainer.state.steps == last.max_steps == 18  # decays to 0
     for name in names[4:]:  # "crash" after 4 chunks: one into the second epoch
         for file in (ckpt / name).iterdir():
             file.unlink()
@@ -376,7 +377,7 @@ def test_keyboard_interrupt_exits_130(
     """
     import signal
 
-    from skbert import _training
+    from skbert import _inputs
 
     def interrupted_predict(*args, **kwargs):
         raise KeyboardInterrupt
@@ -387,15 +388,15 @@ def test_keyboard_interrupt_exits_130(
     assert status == 130 and "interrupted" in err
 
     steps = []
-    checked_loss = _training.checked_loss
+    loss = _inputs.classification_loss
 
-    def loss_then_ctrl_c(loss, n_texts):  # Ctrl-C pressed during the second step
-        steps.append(n_texts)
+    def loss_then_ctrl_c(*args):  # Ctrl-C pressed during the second step
+        steps.append(args[-1])
         if len(steps) == 2:
             signal.raise_signal(signal.SIGINT)
-        return checked_loss(loss, n_texts)
+        return loss(*args)
 
-    monkeypatch.setattr(_training, "checked_loss", loss_then_ctrl_c)
+    monkeypatch.setattr(_inputs, "classification_loss", loss_then_ctrl_c)
     status, _, err = _main(capsys, "fit", data, "--out", tmp_path / "m.skops",
                            *_param_args(dict(tiny_params, max_iter=3)))
     assert status == 130 and "interrupted; the output file was not written" in err

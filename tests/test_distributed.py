@@ -23,23 +23,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = textwrap.dedent("""
     import hashlib, json, os, pickle, sys
     import torch.distributed as dist
-    from skbert import BertTextClassifier, _checkpoint, _distributed, _training
+    from skbert import BertTextClassifier, _checkpoint, _engine, _inputs
     from tests.conftest import make_texts
 
     model_dir, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     seen, hashes = [], []
-    shard = _distributed.DataParallel.shard
-    def recording_shard(self, rows):
-        part = shard(self, rows)
-        seen.append([int(r) for r in part])
-        return part
-    _distributed.DataParallel.shard = recording_shard
-    apply = _training.apply_gradients
-    def recording_apply(parameters, *args, **kwargs):
-        apply(parameters, *args, **kwargs)
+    loss = _inputs.TokenBatches.loss
+    def recording_loss(self, network, batch, part):
+        seen.append([int(r) for r in self.rows[batch[part]]])
+        return loss(self, network, batch, part)
+    _inputs.TokenBatches.loss = recording_loss
+    step = _engine.TrainingState.step
+    def recording_step(self, parameters, *args, **kwargs):
+        step(self, parameters, *args, **kwargs)
         data = b"".join(p.detach().numpy().tobytes() for p in parameters)
         hashes.append(hashlib.sha1(data).hexdigest())
-    _training.apply_gradients = recording_apply
+    _engine.TrainingState.step = recording_step
     writes = []
     write = _checkpoint.write_checkpoint
     def recording_write(*args, **kwargs):
@@ -49,9 +48,16 @@ SCRIPT = textwrap.dedent("""
 
     X, y = make_texts(96, seed=7)
     params = json.loads(os.environ["SKBERT_TEST_PARAMS"])
+    if "head" in params:  # JSON has no tuples
+        params["head"] = tuple(params["head"])
     clf = BertTextClassifier(model_name_or_path=model_dir, **params)
     if mode == "fit":
         clf.fit(X, y)
+    elif mode == "fit_es":  # early stopping: validation and the restore of the best epoch
+        clf.fit(X, y)
+        state = clf.model_.state_dict()
+        hashes = [hashlib.sha1(b"".join(state[k].numpy().tobytes() for k in sorted(state)))
+                  .hexdigest()]
     else:
         for start in range(0, 96, 48):
             clf.partial_fit(X[start:start + 48], y[start:start + 48], classes=[0, 1])
@@ -143,6 +149,16 @@ def test_fit_in_two_processes_matches_one(no_dropout_model, tmp_path):
     texts, _ = make_texts(40, seed=8)
     np.testing.assert_allclose(parallel.predict_proba(texts), single.predict_proba(texts),
                                atol=1e-4)
+
+
+def test_early_stopping_batch_norm_ranks_end_with_one_model(no_dropout_model, tmp_path):
+    """Check that with early stopping and a BatchNorm head every process ends with the same
+    weights and running statistics (each kept the best epoch of its own statistics)."""
+    params = dict(PARAMS, random_state=0, head=[8], early_stopping=True, max_iter=4,
+                  n_iter_no_change=1, tol=0.0, validation_fraction=0.25)
+    ranks, parallel = _launch(no_dropout_model, tmp_path / "es", "fit_es", params)
+    assert ranks[0]["hashes"] == ranks[1]["hashes"]
+    assert len(parallel.validation_scores_) >= 1
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import skops.io as sio
 import torch
 from torch import nn
 
-from skbert import BertTextClassifier, MaskedLMPretrainer, _modeling, _training
+from skbert import BertTextClassifier, MaskedLMPretrainer, _modeling
 
 CALLS = []
 
@@ -57,27 +57,27 @@ def test_cached_features_train_the_same_head_as_on_the_fly(frozen_params, toy_da
     ref = BertTextClassifier(**params)
     seed = int(np.random.RandomState(3).randint(np.iinfo(np.int32).max))
     tokenizer = cached.tokenizer_
+    from skbert._engine import Trainer, TrainingPlan, TrainingState
+    from skbert._inputs import TokenBatches
     from skbert._pretrained import load_backbone
     from skbert._tokenization import encode
 
+    class OnTheFly(TokenBatches):  # the frozen network per batch, in the cut of features
+        def batches(self, rng):
+            return np.array_split(rng.permutation(len(X)), -(-len(X) // ref.batch_size))
+
     encoding = encode(tokenizer, X, ref.max_length)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    cpu = torch.device("cpu")
+    with _modeling.seeded(seed):
         module = _modeling.build_module(load_backbone(ref.model_name_or_path), 2, frozen=True)
-        groups = _modeling.parameter_groups(module, 1e-2, 1e-2, ref.weight_decay, 1.0)
-        optimizer = torch.optim.AdamW(groups)
-        steps = 2 * -(-len(X) // ref.batch_size)
-        scheduler = _training.linear_schedule(optimizer, int(0.1 * steps), steps)
-        rng = np.random.default_rng(seed)
-        cpu = torch.device("cpu")
-        for _ in range(2):
-            batches = np.array_split(rng.permutation(len(X)), -(-len(X) // ref.batch_size))
-            module.train()
-            _training.train_epoch(
-                lambda rows: module(**_training.batch_to_device(encoding, rows, 0, cpu)),
-                [p for g in groups for p in g["params"]], batches, y.astype(np.int64), None,
-                optimizer, scheduler, device=cpu, max_grad_norm=ref.max_grad_norm,
-            )
+        generator = torch.get_rng_state()
+    groups = _modeling.parameter_groups(module, 1e-2, 1e-2, ref.weight_decay, 1.0)
+    steps = 2 * -(-len(X) // ref.batch_size)
+    state = TrainingState(torch.optim.AdamW(groups), TrainingPlan(int(0.1 * steps), steps),
+                          seed=seed, device=cpu, generator_state=generator)
+    source = OnTheFly(encoding, np.arange(len(X)), y, None, pad_id=0,
+                      batch_size=ref.batch_size, device=cpu)
+    Trainer(module, module, state, device=cpu, max_grad_norm=ref.max_grad_norm).train(source, 2)
     for a, b in zip(cached.model_.head.parameters(), module.head.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
@@ -200,16 +200,16 @@ def test_masked_lm_partial_fit_streams(tiny_model_dir, toy_data):
     pre = MaskedLMPretrainer(tiny_model_dir, max_length=32, device="cpu", random_state=0,
                              learning_rate=2e-3)
     pre.partial_fit(X[:60])
-    optimizer = pre._optimizer
+    optimizer = pre._trainer.state.optimizer
     pre.partial_fit(X[60:])
     assert pre.n_iter_ == 2 and len(pre.loss_curve_) == 2
-    assert pre._optimizer is optimizer
+    assert pre._trainer.state.optimizer is optimizer
     assert optimizer.state  # Adam moments carried over
 
 
 def test_mask_tokens_follows_bert_recipe():
     """Check the 15% choice, 80/10/10 split, and that special tokens are never chosen."""
-    from skbert._pretraining import mask_tokens
+    from skbert._inputs import mask_tokens
 
     ids = torch.randint(10, 1000, (400, 128))
     ids[:, 0] = 2

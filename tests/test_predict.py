@@ -89,12 +89,16 @@ def test_bf16_matches_fp32(fp32):
 def test_inference_dtype_auto_resolution(monkeypatch):
     """Check that "auto" picks bf16 on CPUs where bf16 pays and fp32 otherwise."""
     cpu = torch.device("cpu")
+    monkeypatch.delenv("SKBERT_CPU_BF16", raising=False)  # the suite's forced answer
     monkeypatch.setattr(_training, "cpu_bf16_pays", lambda: True)
     assert _training.inference_dtype("auto", cpu) is torch.bfloat16
     monkeypatch.setattr(_training, "cpu_bf16_pays", lambda: False)
     assert _training.inference_dtype("auto", cpu) is None
     assert _training.inference_dtype("float32", cpu) is None
     assert _training.inference_dtype("bfloat16", cpu) is torch.bfloat16
+    for forced, expected in (("1", torch.bfloat16), ("0", None)):  # the suite's switch
+        monkeypatch.setenv("SKBERT_CPU_BF16", forced)
+        assert _training.inference_dtype("auto", cpu) is expected
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,392 @@
+"""The one training loop, and the typed state it advances.
+
+Every trainer of skbert (``BertTextClassifier.fit`` and ``partial_fit``, the frozen base,
+``MaskedLMPretrainer``) builds a :class:`Trainer` and calls :meth:`Trainer.train` with a
+batch source from ``_inputs``. Mixed precision, the per-fit dropout generator, deferred
+Ctrl-C, the NaN check, gradient clipping, data parallelism and the optimizer step live
+here once. What a run must carry to continue exactly is one :class:`TrainingState`, saved
+and restored with ``state_dict()`` / ``load_state_dict()``.
+
+Of skbert it uses ``_training`` (optimizer steps, precision), ``_modeling`` (the seeded
+dropout) and nothing else.
+"""
+
+import contextlib
+import math
+import signal
+import threading
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ._modeling import seeded_dropout
+
+_STATE_FORMAT = "skbert-training-state-2"
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The learning-rate schedule of a run, fixed when it starts.
+
+    Parameters
+    ----------
+    warmup_steps : int
+        Steps of linear warmup from 0.
+    total_steps : int or None
+        Linear decay to 0 at this step; None: after the warmup, ``decay`` decides.
+    decay : {"linear", "inverse_sqrt", "constant"}
+        "linear" needs ``total_steps``; "inverse_sqrt" falls as
+        ``sqrt(warmup / step)`` after the warmup; "constant" stays at the peak rate
+        (no warmup).
+    """
+
+    warmup_steps: int
+    total_steps: int | None = None
+    decay: str = "linear"
+
+    def factor(self, step):
+        """Multiplier of the peak learning rate at optimizer step ``step`` (0-based)."""
+        if self.decay == "constant":
+            return 1.0
+        if self.decay == "inverse_sqrt":
+            warmup = max(1, self.warmup_steps)
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            return math.sqrt(warmup / (step + 1))
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        return max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
+
+    def ended(self, step):
+        """Whether the learning rate is 0 from ``step`` on."""
+        return self.decay == "linear" and step >= self.total_steps
+
+
+class TrainingState:
+    """Everything a run needs to continue exactly where it stopped.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        Over the trained parameters, in groups whose number and order depend on the
+        network only (not on learning rates), so a saved state always loads back.
+    plan : TrainingPlan
+        The schedule; it drives a ``LambdaLR`` over ``optimizer``.
+    seed : int
+        Seeds the batch order (``rng``) and the dropout generator (``generator``).
+    device : torch.device
+        Where the dropout generator draws.
+    scaler : torch.amp.GradScaler or None
+        The fp16 loss scaler.
+    generator_state : torch.Tensor or None
+        Start the dropout generator from this state instead of ``seed``.
+
+    Attributes
+    ----------
+    steps : int
+        Optimizer steps taken.
+    chunks : int
+        Completed ``partial_fit`` calls (epochs of ``fit`` are not chunks).
+    samples_seen : int
+        Texts trained on in completed passes (counted at the end of each pass).
+    label_counts : ndarray of int64 or None
+        Texts of each class in completed chunks (for the unshuffled-stream check).
+    last_checkpoint : int
+        ``steps`` when the last checkpoint was written.
+    """
+
+    def __init__(self, optimizer, plan, *, seed, device, scaler=None, generator_state=None):
+        self.optimizer, self.plan, self.scaler = optimizer, plan, scaler
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan.factor)
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator(device)
+        if generator_state is None:
+            self.generator.manual_seed(seed)
+        else:
+            self.generator.set_state(generator_state)
+        self.steps = self.chunks = self.samples_seen = self.last_checkpoint = 0
+        self.label_counts = None
+
+    def step(self, parameters, max_grad_norm):
+        """Unscale and clip the gradients; step the optimizer and the schedule."""
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.steps += 1
+
+    def state_dict(self):
+        """Plain tensors and values (``torch.load(weights_only=True)`` reads them)."""
+        return {
+            "format": _STATE_FORMAT,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "plan": asdict(self.plan),
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "steps": int(self.steps), "chunks": int(self.chunks),
+            "samples_seen": int(self.samples_seen), "last_checkpoint": int(self.last_checkpoint),
+            "label_counts": None if self.label_counts is None
+            else torch.from_numpy(self.label_counts),
+        }
+
+    def load_state_dict(self, state):
+        """Restore what ``state_dict`` returned; the plan must be this state's."""
+        if self.saved_plan(state) != self.plan:
+            raise ValueError(f"The saved plan {state['plan']} is not this state's {self.plan}.")
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["generator"])
+        self.steps, self.chunks = int(state["steps"]), int(state["chunks"])
+        self.samples_seen = int(state["samples_seen"])
+        self.last_checkpoint = int(state["last_checkpoint"])
+        counts = state["label_counts"]
+        self.label_counts = None if counts is None else counts.numpy().copy()
+        # The schedule is a function of the plan, the saved peak rates and the step:
+        # rebuild it at that step (not from the rates the groups were built with).
+        self.scheduler.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * self.plan.factor(self.steps)
+        self.scheduler.last_epoch = self.steps
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    @staticmethod
+    def saved_plan(state):
+        """The ``TrainingPlan`` of a saved ``state_dict`` (which must be of this format)."""
+        if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(
+                f"Not a training state of this skbert version: format {found!r}, expected "
+                f"{_STATE_FORMAT!r}."
+            )
+        return TrainingPlan(**state["plan"])
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped a pass after a complete optimizer step.
+
+    Attributes
+    ----------
+    losses : list of float
+        Mean loss of each pass, the interrupted one included (over its completed steps).
+    during_pass : bool
+        Whether a pass was cut short (else Ctrl-C came between passes).
+    """
+
+    def __init__(self, losses, during_pass=True):
+        super().__init__("training interrupted by user")
+        self.losses, self.during_pass = losses, during_pass
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Turn Ctrl-C (SIGINT) into a flag read between optimizer steps.
+
+    A step is never cut in half. Only the main thread can own the handler; elsewhere
+    Ctrl-C behaves as usual.
+    """
+    flag = {"requested": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag["requested"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class EarlyStopping:
+    """Validation scores, patience, and a CPU copy of the best weights of ``module``.
+
+    As scikit-learn's MLP: any gain keeps the weights as the best; only a gain of more
+    than ``tol`` resets the patience.
+    """
+
+    def __init__(self, module, patience, tol):
+        self.module, self.patience, self.tol = module, patience, tol
+        self.scores, self.best_score, self._best_weights = [], -np.inf, None
+        self._stale = 0
+
+    def update(self, score):
+        """Record ``score``; return True when training should stop."""
+        self.scores.append(score)
+        self._stale = 0 if score > self.best_score + self.tol else self._stale + 1
+        if score > self.best_score:
+            self.best_score = score
+            self._best_weights = {
+                k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()
+            }
+        return self._stale >= self.patience
+
+    def restore_best(self):
+        """Load the best weights seen back into the module (none yet: keep the current)."""
+        if self._best_weights is not None:
+            self.module.load_state_dict(self._best_weights)
+
+
+class Trainer:
+    """A network, its training state, and how its steps run.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        What the batch sources call; in a data-parallel run, wrapped in
+        ``DistributedDataParallel`` by ``parallel``.
+    module : torch.nn.Module
+        The whole model (in train mode during passes, eval mode after).
+    state : TrainingState
+    device : torch.device
+    dtype : torch.dtype or None
+        Autocast dtype of the forward passes, or None for full precision.
+    max_grad_norm : float or None
+    parallel : _distributed.DataParallel or None
+    tokenizer : transformers.PreTrainedTokenizerFast or None
+        The tokenizer of the texts, carried for the trainers that make token batches.
+
+    Attributes
+    ----------
+    warned : set of str
+        One-off warnings already given in this run.
+    """
+
+    def __init__(self, network, module, state, *, device, dtype=None, max_grad_norm=None,
+                 parallel=None, tokenizer=None):
+        self.module, self.state, self.device, self.dtype = module, state, device, dtype
+        self.max_grad_norm, self.parallel, self.tokenizer = max_grad_norm, parallel, tokenizer
+        self.warned = set()
+        self.network = network if parallel is None else parallel.wrap(network)
+        self.parameters = [p for group in state.optimizer.param_groups for p in group["params"]]
+
+    @property
+    def is_main(self):
+        """Whether this process shows progress and writes checkpoints."""
+        return self.parallel is None or self.parallel.is_main
+
+    def train(self, source, passes=1, *, validation=None, stopper=None, verbose=0,
+              description="Epoch", score_name="validation accuracy"):
+        """Run up to ``passes`` passes over ``source``; return each pass's mean loss.
+
+        Parameters
+        ----------
+        source : batch source of ``_inputs``
+            Makes the batches (``batches(rng)``) and the loss share of a batch
+            (``loss(network, batch, part)``).
+        passes : int
+            Epochs to run.
+        validation : callable or None
+            ``validation()`` scores the module after each pass (higher is better).
+        stopper : EarlyStopping or None
+            Decides from the scores when to stop.
+        verbose : int
+            Above 0: a progress bar per pass and one line after it.
+        description : str
+            Label of the progress bar and the line.
+        score_name : str
+            What the line calls the validation score.
+
+        Returns
+        -------
+        losses : list of float
+
+        Raises
+        ------
+        Interrupted
+            After Ctrl-C, once the step in progress is complete.
+        FloatingPointError
+            When a batch's loss is not finite; the weights are not updated with it.
+        """
+        losses = []
+        with deferred_interrupt() as flag, seeded_dropout(self.module, self.state.generator):
+            for epoch in range(passes):
+                self.module.train()
+                try:
+                    losses.append(self._pass(source, flag, verbose, f"{description} {epoch + 1}"))
+                except Interrupted as stop:
+                    raise Interrupted(losses + stop.losses) from None
+                finally:
+                    self.module.eval()
+                    if self.parallel is not None:
+                        self.parallel.broadcast_buffers(self.module)  # one set of statistics
+                message = f"{description} {epoch + 1}/{passes}: loss={losses[-1]:.4f}"
+                stop = False
+                if validation is not None:
+                    score = validation()
+                    if self.parallel is not None:  # rank 0 decides for every process
+                        score = self.parallel.broadcast_score(score)
+                    message += f", {score_name}={score:.4f}"
+                    stop = stopper.update(score)
+                if verbose > 0 and self.is_main:
+                    print(message)
+                if stop:
+                    break
+                if epoch + 1 < passes and flag["requested"]:  # pressed during validation
+                    raise Interrupted(losses, during_pass=False)
+        for p in self.parameters:  # free the gradients (the next step sets them anew)
+            p.grad = None
+        return losses
+
+    def _pass(self, source, flag, verbose, description):
+        total, count = 0.0, 0
+        batches = source.batches(self.state.rng)
+        progress = verbose > 0 and self.is_main
+        for rows in tqdm(batches, desc=description, disable=not progress, leave=False):
+            part, scale = (
+                (slice(None), 1.0) if self.parallel is None else self.parallel.shard(len(rows))
+            )
+            with torch.autocast(self.device.type, dtype=self.dtype,
+                                enabled=self.dtype is not None):
+                loss = source.loss(self.network, rows, part)
+            if scale != 1.0:
+                loss = loss * scale
+            self.state.optimizer.zero_grad(set_to_none=True)
+            (loss if self.state.scaler is None else self.state.scaler.scale(loss)).backward()
+            value, stop = loss.item(), flag["requested"]
+            if self.parallel is not None:  # every process agrees on the loss and on stopping
+                value, stop = self.parallel.agree(value, stop)
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"The training loss became {value} at optimizer step "
+                    f"{self.state.steps + 1} (a batch of {len(rows)} texts); the weights were "
+                    "not updated with it. Lower learning_rate or set max_grad_norm."
+                )
+            self.state.step(self.parameters, self.max_grad_norm)
+            total += value * len(rows)
+            count += len(rows)
+            if stop:  # pressed during this step, which is complete
+                raise Interrupted([total / count])
+        self.state.samples_seen += count  # a complete pass
+        return total / max(count, 1)
+
+
+def oom_error(device, batch_size, max_length):
+    """A RuntimeError naming what to lower after running out of memory in training."""
+    return RuntimeError(
+        f"Out of memory on {device} while training with batch_size={batch_size} and "
+        f"max_length={max_length}. Lower batch_size or max_length (or use "
+        "freeze_base=True) and fit again."
+    )
+
+
+def warn_interrupted(stop, stacklevel=5):
+    """The one warning of a training run stopped by Ctrl-C (an ``Interrupted``)."""
+    when = "during" if stop.during_pass else "after"
+    warnings.warn(
+        f"Training interrupted by user {when} epoch {len(stop.losses)}; the estimator keeps "
+        "the weights of the last completed step.", UserWarning, stacklevel=stacklevel,
+    )

@@ -1,0 +1,312 @@
+"""What ``BertTextClassifier.fit`` and ``partial_fit`` need around the one loop.
+
+Building a classifier's :class:`~skbert._engine.Trainer` (pretrained parts, head, seeded
+initialisation, optimizer, plan), rebuilding it from a saved training state, the batch
+sources of a fit, loss weights, the validation split, and the checks of a stream.
+Functions of an estimator's parameters; the estimator calls them. Of skbert it uses
+``_engine``, ``_inputs``, ``_modeling``, ``_pretrained``, ``_training``, ``_batching``
+and ``_validation``.
+"""
+
+import warnings
+from numbers import Integral
+
+import numpy as np
+import torch
+
+from . import _modeling, _pretrained, _training
+from ._batching import count_batches, smallest_batch, sorted_batches
+from ._engine import Trainer, TrainingPlan, TrainingState
+from ._inputs import FeatureBatches, TokenBatches
+
+# Default token budget of a prediction batch (padded length times texts). On a
+# 2-core AVX-512 CPU 2,048 was fastest in benchmarks/bench_predict.py (larger batches
+# spill the cache); accelerators want far more work per kernel.
+PREDICT_BATCH_TOKENS = {"cpu": 2048, "cuda": 65536, "mps": 16384}
+
+
+def batch_tokens(estimator, device):
+    """Token budget of a prediction batch on ``device``."""
+    return estimator.predict_batch_tokens or PREDICT_BATCH_TOKENS.get(device.type, 4096)
+
+
+def plan(estimator, n_train, incremental):
+    """The schedule of a new run over ``n_train`` texts: ``fit`` decays linearly over all
+    its epochs; a stream warms up over the first chunk (or ``max_steps``) and then
+    decays linearly to 0 at ``max_steps``, or as the inverse square root without it."""
+    per_pass = count_batches(n_train, estimator.batch_size,
+                             length_grouped=not estimator.freeze_base)
+    fraction = estimator.warmup_fraction
+    if not incremental:
+        total = per_pass * estimator.max_iter
+        return TrainingPlan(int(fraction * total), total, "linear")
+    if estimator.max_steps:
+        return TrainingPlan(int(fraction * estimator.max_steps), estimator.max_steps, "linear")
+    return TrainingPlan(max(1, round(fraction * per_pass)), None, "inverse_sqrt")
+
+
+def new_trainer(estimator, n_classes, n_train, seed, incremental, device, parallel):
+    """Load the pretrained parts (or continue a fitted network) and build its trainer."""
+    warm = incremental and hasattr(estimator, "model_")  # a fitted or loaded estimator
+    if warm:
+        tokenizer, module = estimator.tokenizer_, estimator.model_
+    else:
+        tokenizer = _pretrained.load_tokenizer(estimator.model_name_or_path)
+        backbone = _pretrained.load_backbone(
+            _pretrained.resolve_model_path(estimator.model_name_or_path)
+        )
+        _pretrained.check_compatible(backbone.config, tokenizer, estimator.max_length,
+                                     estimator.model_name_or_path)
+        check_head(estimator.head)
+        with _modeling.seeded(seed):
+            module = _modeling.build_module(
+                backbone, n_classes, pooling=estimator.pooling, head=estimator.head,
+                dropout=estimator.head_dropout, frozen=estimator.freeze_base,
+            )
+            generator_state = torch.get_rng_state()
+    module.to(device)
+    state = _new_state(estimator, module, plan(estimator, n_train, incremental), seed, device)
+    if not warm and device.type == "cpu":
+        # Dropout continues the generator that initialised the head, as it always has.
+        state.generator.set_state(generator_state)
+    state.label_counts = np.zeros(n_classes, dtype=np.int64)
+    return _trainer(estimator, module, state, device, parallel, tokenizer)
+
+
+def restore_trainer(estimator, saved, device, parallel):
+    """The trainer of a checkpoint: the estimator's network and the saved state."""
+    module = estimator.model_.to(device)
+    state = _new_state(estimator, module, TrainingState.saved_plan(saved), 0, device)
+    state.load_state_dict(saved)
+    return _trainer(estimator, module, state, device, parallel, estimator.tokenizer_)
+
+
+def _new_state(estimator, module, schedule, seed, device):
+    groups = _modeling.parameter_groups(
+        module, estimator.learning_rate,
+        estimator.head_learning_rate or estimator.learning_rate,
+        estimator.weight_decay, estimator.layer_decay,
+    )
+    scaler = None
+    dtype = _training.training_dtype(estimator.training_dtype, device)
+    if not estimator.freeze_base and dtype is torch.float16:
+        scaler = torch.amp.GradScaler("cuda")
+    return TrainingState(_training.adamw(groups, device), schedule, seed=seed, device=device,
+                         scaler=scaler)
+
+
+def _trainer(estimator, module, state, device, parallel, tokenizer):
+    network = module.head if estimator.freeze_base else module
+    return Trainer(
+        network, module, state, device=device,
+        dtype=_training.training_dtype(estimator.training_dtype, device),
+        max_grad_norm=estimator.max_grad_norm, parallel=parallel, tokenizer=tokenizer,
+    )
+
+
+def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights):
+    """The training batch source and the validation scorer (None without early stopping).
+
+    Full fine-tuning trains on token batches. With ``freeze_base`` the frozen backbone's
+    pooled features are computed once (length-sorted, no grad) and are the input.
+    """
+    module, device = trainer.module, trainer.device
+    pad_id = trainer.tokenizer.pad_token_id
+    w_train = None if weights is None else weights[train_rows]
+    if estimator.freeze_base:
+        features = _features(estimator, module, encoding, train_rows, pad_id, device)
+        source = FeatureBatches(features, targets[train_rows], w_train,
+                                batch_size=estimator.batch_size)
+    else:
+        source = TokenBatches(encoding, train_rows, targets[train_rows], w_train,
+                              pad_id=pad_id, batch_size=estimator.batch_size, device=device)
+    if val_rows is None:
+        return source, None
+    if estimator.freeze_base:
+        val_features = _features(estimator, module, encoding, val_rows, pad_id, device)
+
+        def val_logits():
+            with torch.inference_mode():
+                return module.head(val_features).float().cpu().numpy()
+    else:
+        def val_logits():
+            return logits(estimator, module, encoding, val_rows, pad_id, device)
+
+    w_val = None if weights is None else weights[val_rows]
+
+    def validation():  # the weighted accuracy, as score(X, y, sample_weight) computes it
+        correct = val_logits().argmax(1) == targets[val_rows]
+        return float(np.average(correct, weights=w_val))
+
+    return source, validation
+
+
+def _features(estimator, module, encoding, rows, pad_id, device):
+    budget = batch_tokens(estimator, device)
+    batches = sorted_batches(np.diff(encoding[2])[rows], budget,
+                             multiple_of=_training.pad_multiple(device.type))
+    out = _training.predict_batches(module.features, encoding, rows, batches, pad_id=pad_id,
+                                    device=device)
+    return torch.from_numpy(out).to(device)
+
+
+def logits(estimator, module, encoding, rows, pad_id, device):
+    """Logits of the texts ``rows`` of ``encoding`` (all when None), in that order,
+    length-sorted under the token budget; the budget halves after running out of memory."""
+    if rows is None:
+        rows = np.arange(len(encoding[2]) - 1)
+    module.eval()
+    budget = batch_tokens(estimator, device)
+    dtype = _training.inference_dtype(estimator.inference_dtype, device)
+    while True:
+        batches = sorted_batches(np.diff(encoding[2])[rows], budget,
+                                 multiple_of=_training.pad_multiple(device.type))
+        try:
+            return _training.predict_batches(module, encoding, rows, batches, pad_id=pad_id,
+                                             device=device, dtype=dtype)
+        except torch.OutOfMemoryError:
+            if budget <= MIN_BATCH_TOKENS:
+                raise
+            budget //= 2
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            warnings.warn(
+                f"Out of memory on {device} while predicting; retrying with "
+                f"predict_batch_tokens={budget}.", UserWarning, stacklevel=5,
+            )
+
+
+# Prediction halves its token budget after running out of memory, down to this.
+MIN_BATCH_TOKENS = 64
+
+
+def loss_weights(class_weight, classes, y, targets, sample_weight):
+    """Per-text loss weights from ``sample_weight`` and ``class_weight``, or None.
+
+    Normalised to a mean of 1 over the texts given, so that only relative weights
+    matter: a uniform scale of all weights changes nothing (as in scikit-learn's
+    estimators), and the learning rate keeps its meaning.
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    if isinstance(class_weight, dict):
+        unknown = [k for k in class_weight if k not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(
+                f"class_weight has keys {unknown!r} that are not classes in y; "
+                f"the classes are {classes.tolist()!r}."
+            )
+    weights = None
+    if class_weight is not None:
+        weights = compute_class_weight(class_weight, classes=classes, y=y)[targets]
+    if sample_weight is not None:
+        weights = sample_weight if weights is None else weights * sample_weight
+    if weights is None:
+        return None
+    total = weights.sum()
+    if not total > 0:
+        raise ValueError(
+            "sample_weight (times class_weight) is 0 for every text: nothing to learn from."
+        )
+    return weights * (len(weights) / total)
+
+
+def validation_split(estimator, targets, seed, incremental):
+    """Row indices for training and (with early stopping) validation."""
+    rows = np.arange(len(targets))
+    if incremental or not estimator.early_stopping:
+        return rows, None
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train_rows, val_rows = train_test_split(
+            rows, test_size=estimator.validation_fraction, random_state=seed,
+            stratify=targets,
+        )
+    except ValueError as exc:
+        raise ValueError(
+            f"early_stopping could not hold out validation_fraction="
+            f"{estimator.validation_fraction} of {len(rows)} texts with every class "
+            f"represented: {exc} Use more data, a larger validation_fraction, or "
+            "early_stopping=False."
+        ) from None
+    return np.sort(train_rows), np.sort(val_rows)
+
+
+def check_head(head):
+    """Refuse a tuple head with sizes that are not positive ints."""
+    if isinstance(head, tuple):
+        bad = [h for h in head if isinstance(h, bool) or not isinstance(h, Integral) or h < 1]
+        if bad:
+            raise ValueError(f"head hidden sizes must be positive ints; got {head!r}.")
+
+
+def check_built_like(estimator, module):
+    """Refuse to continue training ``module`` under parameters that would build another
+    network, or a ``max_length`` beyond its positions (``set_params`` after fitting)."""
+    _pretrained.check_max_length(module.backbone.config, estimator.max_length)
+    built = {"head": module.head_spec, "head_dropout": module.head_dropout_spec,
+             "pooling": module.pooling, "freeze_base": module.frozen}
+    for name, value in built.items():
+        if getattr(estimator, name) != value:
+            raise ValueError(
+                f"{name}={getattr(estimator, name)!r}, but the fitted network was built with "
+                f"{name}={value!r}; partial_fit continues that network. Set {name} "
+                "back, or call fit to build a new network."
+            )
+
+
+def check_batch_norm(estimator, module, n_train, parallel):
+    """Refuse batches of one text for a head with BatchNorm (which needs two), in
+    every process's share of a batch in a data-parallel run."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    if not any(isinstance(m, _BatchNorm) for m in module.head.modules()):
+        return
+    smallest = smallest_batch(n_train, estimator.batch_size,
+                              length_grouped=not estimator.freeze_base)
+    world = 1 if parallel is None else parallel.world_size
+    # A batch of b texts splits into shares of b // world or one more (array_split):
+    # all of them hold 2 or more, or none, only from 2 * world texts on.
+    if smallest >= 2 * world:
+        return
+    what = (f"a chunk of {n_train} text" if n_train == 1
+            else f"{n_train} training texts with batch_size={estimator.batch_size}")
+    split = f", split over {world} processes," if world > 1 else ""
+    raise ValueError(
+        f"head={module.head_spec!r} has BatchNorm layers, which need at least 2 texts "
+        f"per batch, but {what}{split} leave a batch of 1 text. Use batch_size >= "
+        f"{2 * world + 1} and chunks of at least {2 * world} texts, or a head without "
+        "BatchNorm."
+    )
+
+
+def warn_if_unshuffled(targets, classes, seen):
+    """Warn when a chunk's labels look like an unshuffled slice of the stream."""
+    from scipy.stats import chisquare
+
+    counts = np.bincount(targets, minlength=len(classes))
+    if np.count_nonzero(counts) == 1:
+        label = classes.tolist()[int(np.argmax(counts))]
+        warnings.warn(
+            f"partial_fit got a chunk whose {len(targets)} labels are all {label!r}: "
+            "the input is probably not shuffled. Shuffle the corpus before cutting it "
+            "into chunks, or the model will drift towards each chunk's class.",
+            UserWarning, stacklevel=5,
+        )
+        return
+    if seen.sum() == 0:
+        return
+    # Is this chunk a plausible draw from the class balance seen so far? A
+    # chi-square test guards small chunks, the total variation gap large ones.
+    expected = (seen + 1) / (seen + 1).sum() * counts.sum()
+    p_value = chisquare(counts, expected).pvalue
+    gap = 0.5 * np.abs(counts / counts.sum() - seen / seen.sum()).sum()
+    if p_value < 1e-6 and gap > 0.25:
+        warnings.warn(
+            f"The class balance of this chunk differs from the chunks seen so far "
+            f"by {gap:.0%} (total variation, chi-square p={p_value:.1e}): the input "
+            "is probably not shuffled. Shuffle the corpus before cutting it into "
+            "chunks.",
+            UserWarning, stacklevel=5,
+        )

@@ -1,0 +1,176 @@
+"""Batch sources of the training loop: what a batch is, and the loss share of one.
+
+Each source has ``n_batches`` (steps per pass), ``batches(rng)`` (row positions of each
+batch, drawn anew every pass) and ``loss(network, batch, part)``: the loss of the
+positions ``part`` of ``batch`` (this process's share; ``slice(None)`` for all), such that
+the shares of a batch add up to its mean loss. Sources hold tensors and arrays only, no estimator.
+
+- :class:`TokenBatches`: token ids through the whole network (full fine-tuning);
+- :class:`FeatureBatches`: pooled features of a frozen base, computed once, through the
+  head only;
+- :class:`MaskedTokenBatches`: masked language modelling of unlabelled texts.
+
+Of skbert it uses ``_batching`` and ``_training``.
+"""
+
+import numpy as np
+import torch
+
+from ._batching import count_batches, training_batches
+from ._training import batch_to_device
+
+
+def classification_loss(logits, targets, weights, n_batch):
+    """Summed (weighted) cross-entropy of ``logits`` divided by the batch size."""
+    losses = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+    if weights is not None:
+        losses = losses * weights
+    return losses.sum() / n_batch
+
+
+class _Labelled:
+    """Targets and loss weights of the training rows, on the device; the loss of a share."""
+
+    def __init__(self, targets, weights, device, batch_size, length_grouped):
+        self.targets = torch.from_numpy(np.asarray(targets, dtype=np.int64)).to(device)
+        self.weights = None if weights is None else torch.from_numpy(
+            np.asarray(weights, dtype=np.float32)).to(device)
+        self.device, self.batch_size = device, batch_size
+        self.n_batches = count_batches(len(targets), batch_size, length_grouped=length_grouped)
+
+    def loss(self, network, batch, part):
+        """Loss share of the positions ``part`` of ``batch`` (row positions)."""
+        rows = batch[part]
+        index = torch.from_numpy(rows).to(self.device)
+        weights = None if self.weights is None else self.weights[index]
+        return classification_loss(self._logits(network, rows), self.targets[index], weights,
+                                   len(batch))
+
+
+class TokenBatches(_Labelled):
+    """Training texts as token ids, in shuffled length-grouped batches.
+
+    Parameters
+    ----------
+    encoding : tuple of (ids, type_ids, offsets)
+        From ``_tokenization.encode``.
+    rows : ndarray of int
+        The training texts of ``encoding``.
+    targets, weights : ndarray
+        Class index and loss weight (or None) of each training text.
+    pad_id : int
+    batch_size : int
+    device : torch.device
+    """
+
+    def __init__(self, encoding, rows, targets, weights, *, pad_id, batch_size, device):
+        super().__init__(targets, weights, device, batch_size, length_grouped=True)
+        self.encoding, self.rows, self.pad_id = encoding, rows, pad_id
+        self.lengths = np.diff(encoding[2])[rows]
+
+    def batches(self, rng):
+        return training_batches(self.lengths, self.batch_size, rng, length_grouped=True)
+
+    def _logits(self, network, rows):
+        return network(**batch_to_device(self.encoding, self.rows[rows], self.pad_id,
+                                         self.device))
+
+
+class FeatureBatches(_Labelled):
+    """Pooled features of a frozen base, in shuffled batches through the head.
+
+    Parameters
+    ----------
+    features : torch.Tensor of shape (n, hidden_size)
+        On the training device.
+    targets, weights : ndarray
+    batch_size : int
+    """
+
+    def __init__(self, features, targets, weights, *, batch_size):
+        super().__init__(targets, weights, features.device, batch_size, length_grouped=False)
+        self.features = features
+
+    def batches(self, rng):
+        return training_batches(len(self.features), self.batch_size, rng, length_grouped=False)
+
+    def _logits(self, network, rows):
+        return network(self.features[torch.from_numpy(rows).to(self.device)])
+
+
+class MaskedTokenBatches:
+    """Unlabelled texts for masked language modelling, masked anew in every batch.
+
+    A batch is masked whole (the same draws in every process of a data-parallel run), so
+    each process knows how many tokens the whole batch predicts and its share of the
+    loss is exact. A batch in which no token was chosen gets one, so that no step
+    divides by zero.
+
+    Parameters
+    ----------
+    encoding : tuple of (ids, type_ids, offsets)
+    special_ids : torch.Tensor
+        Token ids never masked.
+    probability : float
+        Share of the other tokens to predict.
+    mask_id, vocab_size, pad_id : int
+    batch_size : int
+    device : torch.device
+    generator : torch.Generator
+        CPU generator of the masks.
+    """
+
+    def __init__(self, encoding, *, special_ids, probability, mask_id, vocab_size, pad_id,
+                 batch_size, device, generator):
+        self.encoding, self.special_ids, self.probability = encoding, special_ids, probability
+        self.mask_id, self.vocab_size, self.pad_id = mask_id, vocab_size, pad_id
+        self.batch_size, self.device, self.generator = batch_size, device, generator
+        self.lengths = np.diff(encoding[2])
+        self.n_batches = count_batches(len(self.lengths), batch_size, length_grouped=True)
+
+    def batches(self, rng):
+        return training_batches(self.lengths, self.batch_size, rng, length_grouped=True)
+
+    def loss(self, network, batch, part):
+        inputs = batch_to_device(self.encoding, batch, self.pad_id, torch.device("cpu"))
+        input_ids, labels = mask_tokens(
+            inputs["input_ids"], self.special_ids, self.probability, self.mask_id,
+            self.vocab_size, self.generator,
+        )
+        n_masked = int((labels != -100).sum())
+        inputs["input_ids"] = input_ids
+        inputs = {k: v[part].to(self.device) for k, v in inputs.items()}
+        logits = network(**inputs).logits
+        loss = torch.nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]),
+            labels[part].to(self.device).reshape(-1), ignore_index=-100, reduction="sum",
+        )
+        return loss / max(n_masked, 1)
+
+
+def mask_tokens(input_ids, special_ids, probability, mask_id, vocab_size, generator):
+    """BERT masking: choose ``probability`` of the non-special tokens to predict.
+
+    Of the chosen tokens 80% become ``mask_id``, 10% a random token, 10% stay. When no
+    token was chosen, the candidate with the smallest draw is. Labels are -100
+    (ignored) everywhere else.
+
+    Returns
+    -------
+    input_ids, labels : torch.Tensor
+    """
+    labels = input_ids.clone()
+    candidates = ~torch.isin(input_ids, special_ids)
+    draws = torch.rand(input_ids.shape, generator=generator)
+    chosen = (draws < probability) & candidates
+    if not chosen.any() and candidates.any():
+        chosen.view(-1)[torch.where(candidates.view(-1), draws.view(-1), 2.0).argmin()] = True
+    labels[~chosen] = -100
+    draw = torch.rand(input_ids.shape, generator=generator)
+    masked = input_ids.clone()
+    masked[chosen & (draw < 0.8)] = mask_id
+    random_positions = chosen & (draw >= 0.8) & (draw < 0.9)
+    masked[random_positions] = torch.randint(
+        vocab_size, input_ids.shape, generator=generator
+    )[random_positions]
+    return masked, labels
