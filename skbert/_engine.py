@@ -312,34 +312,42 @@ class Trainer:
             When a batch's loss is not finite; the weights are not updated with it.
         """
         losses = []
-        with deferred_interrupt() as flag, seeded_dropout(self.module, self.state.generator):
-            for epoch in range(passes):
-                self.module.train()
-                try:
-                    losses.append(self._pass(source, flag, verbose, f"{description} {epoch + 1}"))
-                except Interrupted as stop:
-                    raise Interrupted(losses + stop.losses) from None
-                finally:
-                    self.module.eval()
-                    if self.parallel is not None:
-                        self.parallel.broadcast_buffers(self.module)  # one set of statistics
-                message = f"{description} {epoch + 1}/{passes}: loss={losses[-1]:.4f}"
-                stop = False
-                if validation is not None:
-                    score = validation()
-                    if self.parallel is not None:  # rank 0 decides for every process
-                        score = self.parallel.broadcast_score(score)
-                    message += f", {score_name}={score:.4f}"
-                    stop = stopper.update(score)
-                if verbose > 0 and self.is_main:
-                    print(message)
-                if stop:
-                    break
-                if epoch + 1 < passes and flag["requested"]:  # pressed during validation
-                    raise Interrupted(losses, during_pass=False)
-        for p in self.parameters:  # free the gradients (the next step sets them anew)
-            p.grad = None
+        try:
+            with deferred_interrupt() as flag, seeded_dropout(self.module, self.state.generator):
+                for epoch in range(passes):
+                    if self._epoch(source, flag, epoch, passes, losses, validation, stopper,
+                                   verbose, description, score_name):
+                        break
+        finally:
+            for p in self.parameters:  # free the gradients (the next step sets them anew)
+                p.grad = None
         return losses
+
+    def _epoch(self, source, flag, epoch, passes, losses, validation, stopper, verbose,
+               description, score_name):
+        """One pass and its validation; True when training should stop."""
+        self.module.train()
+        try:
+            losses.append(self._pass(source, flag, verbose, f"{description} {epoch + 1}"))
+        except Interrupted as stop:
+            raise Interrupted(losses + stop.losses) from None
+        finally:
+            self.module.eval()
+        if self.parallel is not None:
+            self.parallel.broadcast_buffers(self.module)  # one set of statistics
+        message = f"{description} {epoch + 1}/{passes}: loss={losses[-1]:.4f}"
+        stop = False
+        if validation is not None:
+            score = validation()
+            if self.parallel is not None:  # rank 0 decides for every process
+                score = self.parallel.broadcast_score(score)
+            message += f", {score_name}={score:.4f}"
+            stop = stopper.update(score)
+        if verbose > 0 and self.is_main:
+            print(message)
+        if not stop and epoch + 1 < passes and flag["requested"]:  # pressed in validation
+            raise Interrupted(losses, during_pass=False)
+        return stop
 
     def _pass(self, source, flag, verbose, description):
         total, count = 0.0, 0
