@@ -449,10 +449,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 f"{exc} {self._halt(trainer, 'stopped on a non-finite loss')}") from None
 
     def _commit_chunk(self, trainer, fitted, losses, counts):
-        import copy
-
         """Count a completed chunk and write its checkpoint when one is due, together:
         when the write fails, nothing is counted and the stream halts."""
+        import copy
+
         state = trainer.state  # the loop counted the chunk's texts at the end of its pass
         before = (state.chunks, state.samples_seen - int(counts.sum()), state.label_counts)
         state.chunks += 1
@@ -507,9 +507,9 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                       "n_iter_, or call fit")
         self._halted = (
             f"partial_fit {why} during chunk {chunk} of the stream. That chunk is not "
-            f"counted (n_iter_ is still {self.n_iter_}), but the weights took part of it, "
-            f"so this stream cannot continue in memory without training on part of it "
-            f"twice: {resume}. Predictions use the weights of the last completed step."
+            f"counted (n_iter_ is still {self.n_iter_}), but the weights were trained on "
+            f"(part of) it, so this stream cannot continue in memory without training on "
+            f"it twice: {resume}. Predictions use the weights of the last completed step."
         )
         return self._halted
 

@@ -58,6 +58,10 @@ SCRIPT = textwrap.dedent("""
         state = clf.model_.state_dict()
         hashes = [hashlib.sha1(b"".join(state[k].numpy().tobytes() for k in sorted(state)))
                   .hexdigest()]
+    elif mode == "mlm":  # masked-LM pretraining on the same loop
+        from skbert import MaskedLMPretrainer
+        clf = MaskedLMPretrainer(model_dir, max_length=32, batch_size=16, learning_rate=1e-3,
+                                 device="cpu", random_state=0, max_iter=2).fit(X)
     else:
         for start in range(0, 96, 48):
             clf.partial_fit(X[start:start + 48], y[start:start + 48], classes=[0, 1])
@@ -159,6 +163,20 @@ def test_early_stopping_batch_norm_ranks_end_with_one_model(no_dropout_model, tm
     ranks, parallel = _launch(no_dropout_model, tmp_path / "es", "fit_es", params)
     assert ranks[0]["hashes"] == ranks[1]["hashes"]
     assert len(parallel.validation_scores_) >= 1
+
+
+def test_masked_lm_in_two_processes_matches_one(no_dropout_model, tmp_path):
+    """Check that MaskedLMPretrainer trains data-parallel on the one loop: weights in step
+    across ranks and the loss curve of one process on the whole batches."""
+    from skbert import MaskedLMPretrainer
+
+    ranks, parallel = _launch(no_dropout_model, tmp_path / "mlm", "mlm", {})
+    assert ranks[0]["hashes"] == ranks[1]["hashes"] and len(ranks[0]["hashes"]) == 12
+    X, _ = make_texts(96, seed=7)
+    single = MaskedLMPretrainer(no_dropout_model, max_length=32, batch_size=16,
+                                learning_rate=1e-3, device="cpu", random_state=0,
+                                max_iter=2).fit(X)
+    np.testing.assert_allclose(parallel.loss_curve_, single.loss_curve_, rtol=1e-4)
 
 
 @pytest.fixture(scope="module")
