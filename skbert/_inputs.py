@@ -1,7 +1,7 @@
 """Batch sources of the training loop: what a batch is, and the loss share of one.
 
-Each source has ``n_batches`` (steps per pass), ``batches(rng)`` (row positions of each
-batch, drawn anew every pass) and ``loss(network, batch, part)``: the loss of the
+Each source has ``batches(rng)`` (row positions of each batch, drawn anew every pass;
+``_batching.count_batches`` says how many) and ``loss(network, batch, part)``: the loss of the
 positions ``part`` of ``batch`` (this process's share; ``slice(None)`` for all), such that
 the shares of a batch add up to its mean loss. Sources hold tensors and arrays only, no estimator.
 
@@ -16,7 +16,7 @@ Of skbert it uses ``_batching`` and ``_training``.
 import numpy as np
 import torch
 
-from ._batching import count_batches, training_batches
+from ._batching import training_batches
 from ._training import batch_to_device
 
 
@@ -31,12 +31,11 @@ def classification_loss(logits, targets, weights, n_batch):
 class _Labelled:
     """Targets and loss weights of the training rows, on the device; the loss of a share."""
 
-    def __init__(self, targets, weights, device, batch_size, length_grouped):
+    def __init__(self, targets, weights, device, batch_size):
         self.targets = torch.from_numpy(np.asarray(targets, dtype=np.int64)).to(device)
         self.weights = None if weights is None else torch.from_numpy(
             np.asarray(weights, dtype=np.float32)).to(device)
         self.device, self.batch_size = device, batch_size
-        self.n_batches = count_batches(len(targets), batch_size, length_grouped=length_grouped)
 
     def loss(self, network, batch, part):
         """Loss share of the positions ``part`` of ``batch`` (row positions)."""
@@ -64,7 +63,7 @@ class TokenBatches(_Labelled):
     """
 
     def __init__(self, encoding, rows, targets, weights, *, pad_id, batch_size, device):
-        super().__init__(targets, weights, device, batch_size, length_grouped=True)
+        super().__init__(targets, weights, device, batch_size)
         self.encoding, self.rows, self.pad_id = encoding, rows, pad_id
         self.lengths = np.diff(encoding[2])[rows]
 
@@ -88,7 +87,7 @@ class FeatureBatches(_Labelled):
     """
 
     def __init__(self, features, targets, weights, *, batch_size):
-        super().__init__(targets, weights, features.device, batch_size, length_grouped=False)
+        super().__init__(targets, weights, features.device, batch_size)
         self.features = features
 
     def batches(self, rng):
@@ -126,7 +125,6 @@ class MaskedTokenBatches:
         self.mask_id, self.vocab_size, self.pad_id = mask_id, vocab_size, pad_id
         self.batch_size, self.device, self.generator = batch_size, device, generator
         self.lengths = np.diff(encoding[2])
-        self.n_batches = count_batches(len(self.lengths), batch_size, length_grouped=True)
 
     def batches(self, rng):
         return training_batches(self.lengths, self.batch_size, rng, length_grouped=True)
