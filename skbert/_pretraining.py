@@ -201,7 +201,7 @@ class MaskedLMPretrainer(BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         if parallel is not None:
             seed = parallel.broadcast_seed(seed)
-        if hasattr(self, "model_"):
+        if incremental and hasattr(self, "model_"):  # partial_fit continues a fitted model
             model, tokenizer = self.model_, self.tokenizer_
         else:
             tokenizer = _pretrained.load_tokenizer(self.model_name_or_path)

@@ -415,3 +415,12 @@ def test_masked_lm_random_state_seeds_head_and_dropout(tiny_model_dir):
     X, _ = make_texts(24, seed=6)
     runs = [MaskedLMPretrainer(tiny_model_dir, **MLM).fit(X).loss_curve_ for _ in range(2)]
     assert runs[0] == runs[1]
+
+
+def test_masked_lm_fit_again_starts_from_the_pretrained_model(tiny_model_dir):
+    """Check that a second fit starts over from model_name_or_path, as scikit-learn's fit
+    does, instead of continuing the model of the first fit."""
+    X, _ = make_texts(24, seed=7)
+    pre = MaskedLMPretrainer(tiny_model_dir, **MLM)
+    first = list(pre.fit(X).loss_curve_)
+    assert pre.fit(X).loss_curve_ == first
