@@ -30,6 +30,11 @@ from ._validation import (
 _PREDICT_CHUNK_SIZE = 16384
 # The only type skops must trust to load a fitted estimator or checkpoint.
 TRUSTED_TYPES = ["skbert._classifier.BertTextClassifier"]
+# The persisted estimator's format (pickle, skops, checkpoints). Raise it when the saved
+# state changes shape, and teach __setstate__ to read the older ones. Format 0: skbert
+# 0.1.0 files before the number existed (no head/frozen entry in the network's state;
+# parameters added since are missing). Format 1: the number and skbert's version saved.
+_FORMAT = 1
 # The training state's file in a checkpoint folder (beside estimator.skops).
 _STATE_FILE = "training_state.pt"
 # Serialises building the int8 copy of a model when threads predict at once.
@@ -301,8 +306,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         self : BertTextClassifier
             The fitted estimator.
         """
-        for name in ("_trainer", "_halted"):  # a new run: any stream ends here
-            self.__dict__.pop(name, None)
+        stream = self.__dict__.pop("_trainer", None)  # a new run: any stream ends here
+        if stream is not None and stream.lock is not None:
+            stream.lock.release()
+        self.__dict__.pop("_halted", None)
         return self._fit(X, y, sample_weight, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -377,10 +384,15 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 seed = parallel.broadcast_seed(seed)
         if parallel is not None:
             parallel.check_same_input(texts_digest(texts + [str(t) for t in targets]))
+        lock = self._checkpoint_lock(trainer, parallel) if incremental else None
         train_rows, val_rows = _fitting.validation_split(self, targets, seed, incremental)
         if trainer is None:
             trainer = _fitting.new_trainer(self, len(classes), len(train_rows), seed,
                                            incremental, device, parallel)
+        if lock is not None and trainer.lock is not lock:
+            if trainer.lock is not None:
+                trainer.lock.release()
+            trainer.lock = lock
         _fitting.check_batch_norm(self, trainer.module, len(train_rows), parallel)
         if incremental:
             _fitting.warn_if_unshuffled(targets, classes, trainer.state.label_counts)
@@ -431,6 +443,29 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                     f"Every chunk of a stream must be {kind}."
                 )
 
+    def _checkpoint_lock(self, trainer, parallel):
+        """The lock on ``checkpoint_dir`` for this stream, taken before it trains.
+
+        Taken on the stream's first chunk (and when ``checkpoint_dir`` changed), by the
+        process that writes checkpoints: the folder is probed for writing, another
+        stream writing it is refused, and so is a folder holding a newer run's
+        checkpoints, all before any training.
+        """
+        from ._checkpoint import FolderLock, check_newer
+
+        if self.checkpoint_dir is None or not (parallel is None or parallel.is_main):
+            return None
+        held = None if trainer is None else trainer.lock
+        if held is not None and held.holds(self.checkpoint_dir):
+            return held
+        lock = FolderLock(self.checkpoint_dir)
+        try:
+            check_newer(self.checkpoint_dir, 0 if trainer is None else trainer.state.steps)
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
     def _train_chunk(self, trainer, source):
         """One pass over a chunk; on failure the stream halts, counted at its last chunk."""
         import torch
@@ -451,8 +486,6 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
     def _commit_chunk(self, trainer, fitted, losses, counts):
         """Count a completed chunk and write its checkpoint when one is due, together:
         when the write fails, nothing is counted and the stream halts."""
-        import copy
-
         state = trainer.state  # the loop counted the chunk's texts at the end of its pass
         before = (state.chunks, state.samples_seen - int(counts.sum()), state.label_counts)
         state.chunks += 1
@@ -469,8 +502,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             or state.steps - state.last_checkpoint >= self.checkpoint_every
         )
         if due:
-            candidate = copy.copy(self)  # the estimator as it will be once committed
-            candidate.__dict__.update(fitted, _trainer=trainer)
+            # The estimator as it will be once committed (a plain copy of attributes:
+            # copy.copy would go through __getstate__ and serialise the network).
+            candidate = object.__new__(type(self))
+            candidate.__dict__.update(self.__dict__, **fitted, _trainer=trainer)
             try:
                 candidate.save_checkpoint(self.checkpoint_dir)
             except BaseException as exc:
@@ -497,6 +532,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         """
         chunk = trainer.state.chunks + 1
         self.__dict__.pop("_trainer", None)
+        if trainer.lock is not None:
+            trainer.lock.release()
         if not hasattr(self, "model_"):
             return (f"partial_fit {why} during the first chunk; nothing was fitted or "
                     "counted. Call partial_fit again to start the stream.")
@@ -576,7 +613,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         tokenizer) and ``training_state.pt`` (the ``state_dict()`` of the training
         state: optimizer, schedule plan, random states, counters; read back with
         ``torch.load(weights_only=True)``). It is written under a temporary name and
-        renamed when complete; the ``keep_checkpoints`` newest are kept.
+        renamed when complete; the ``keep_checkpoints`` newest are kept. A folder that
+        another stream holds (its ``.lock``) is refused.
 
         Parameters
         ----------
@@ -587,13 +625,18 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         -------
         path : pathlib.Path
             The new checkpoint folder.
+
+        Raises
+        ------
+        RuntimeError
+            When another stream writes ``checkpoint_dir``.
         """
         import io
 
         import skops.io as sio
         import torch
 
-        from ._checkpoint import write_checkpoint
+        from ._checkpoint import FolderLock, write_checkpoint
 
         check_is_fitted(self)
         trainer = self.__dict__.get("_trainer")
@@ -602,11 +645,15 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                              "partial_fit first (a model from fit is saved with skops).")
         buffer = io.BytesIO()
         torch.save(trainer.state.state_dict(), buffer)
-        path = write_checkpoint(
-            checkpoint_dir, trainer.state.steps,
-            {"estimator.skops": sio.dumps(self), _STATE_FILE: buffer.getvalue()},
-            keep=self.keep_checkpoints,
-        )
+        files = {"estimator.skops": sio.dumps(self), _STATE_FILE: buffer.getvalue()}
+        held = trainer.lock is not None and trainer.lock.holds(checkpoint_dir)
+        lock = None if held else FolderLock(checkpoint_dir)  # refuses another stream's
+        try:
+            path = write_checkpoint(checkpoint_dir, trainer.state.steps, files,
+                                    keep=self.keep_checkpoints)
+        finally:
+            if lock is not None:
+                lock.release()
         trainer.state.last_checkpoint = trainer.state.steps
         return path
 
@@ -628,6 +675,13 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         estimator : BertTextClassifier
+
+        Raises
+        ------
+        ValueError
+            When a file of the checkpoint is corrupt, holds untrusted types or custom
+            code, or its training state is of another network; the message names the
+            file, and nothing is changed.
         """
         import skops.io as sio
         import torch
@@ -639,17 +693,20 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         from ._training import resolve_device
 
         path = latest_checkpoint(checkpoint_dir)
+        model_file, state_file = path / "estimator.skops", path / _STATE_FILE
         trusted = TRUSTED_TYPES + list(trusted or [])
+
+        def broken(file, exc):
+            return ValueError(
+                f"Checkpoint file {os.fspath(file)!r} is corrupt, truncated or not written "
+                f"by skbert ({type(exc).__name__}: {exc}). Nothing was changed; remove the "
+                f"folder {path.name} to resume from the checkpoint before it."
+            )
+
         try:
-            estimator = sio.load(path / "estimator.skops", trusted=trusted)
-            state = torch.load(path / _STATE_FILE, weights_only=True)
-            if not isinstance(estimator, cls) or not isinstance(state, dict):
-                raise TypeError("it does not hold a BertTextClassifier training state")
-            device = resolve_device(estimator.device)
-            estimator._trainer = restore_trainer(estimator, state, device,
-                                                 data_parallel(device))
+            estimator = sio.load(model_file, trusted=trusted)
         except UntrustedTypesFoundException:
-            untrusted = sio.get_untrusted_types(file=path / "estimator.skops")
+            untrusted = sio.get_untrusted_types(file=model_file)
             raise ValueError(
                 f"Checkpoint {os.fspath(path)!r} holds types that are not trusted: "
                 f"{[t for t in untrusted if t not in trusted]}, such as a custom head "
@@ -657,10 +714,24 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 "trusted=[...])."
             ) from None
         except Exception as exc:
+            raise broken(model_file, exc) from exc
+        if not isinstance(estimator, cls):
+            raise broken(model_file, TypeError(f"it holds a {type(estimator).__name__}"))
+        try:
+            state = torch.load(state_file, weights_only=True)
+            if not isinstance(state, dict):
+                raise TypeError(f"it holds a {type(state).__name__}, not a training state")
+        except Exception as exc:
+            raise broken(state_file, exc) from exc
+        device = resolve_device(estimator.device)
+        try:
+            estimator._trainer = restore_trainer(estimator, state, device,
+                                                 data_parallel(device))
+        except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(
-                f"Checkpoint {os.fspath(path)!r} is corrupt or not an skbert checkpoint "
-                f"({type(exc).__name__}: {exc}). Nothing was changed; remove it to resume "
-                "from an older checkpoint."
+                f"Checkpoint file {os.fspath(state_file)!r} does not belong to "
+                f"{model_file.name} beside it: {exc}. Nothing was changed; remove the folder "
+                f"{path.name} to resume from the checkpoint before it."
             ) from exc
         return estimator
 
@@ -912,11 +983,36 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             state = dict(state)
             state["model_"] = module_to_state(state["model_"], len(state["classes_"]))
             state["tokenizer_"] = tokenizer_to_state(state["tokenizer_"])
-        return state
+        from . import __version__
+
+        # Paths as str: skops trusts no pathlib type, and a str means the same folder.
+        paths = {name: os.fspath(state[name]) for name in ("model_name_or_path", "checkpoint_dir")
+                 if isinstance(state.get(name), os.PathLike)}
+        return dict(state, **paths, _skbert_format=_FORMAT, _skbert_version=__version__)
 
     def __setstate__(self, state):
+        """Restore a saved state, reading every earlier format; refuse a newer one.
+
+        Parameters the file predates take their defaults, so an estimator saved by an
+        earlier skbert predicts as it did and ``get_params`` works.
+        """
+        import inspect
+
+        from . import __version__
+
+        state = dict(state)
+        fmt = state.pop("_skbert_format", 0)
+        saved_by = state.pop("_skbert_version", "0.1.0 (before format numbers)")
+        if not isinstance(fmt, int) or not 0 <= fmt <= _FORMAT:
+            raise ValueError(
+                f"This BertTextClassifier was saved by skbert {saved_by} in format "
+                f"{fmt!r}; this skbert {__version__} reads formats 0 to {_FORMAT}. "
+                "Upgrade skbert to load it."
+            )
+        signature = inspect.signature(type(self).__init__).parameters
+        for name in self._get_param_names():
+            state.setdefault(name, signature[name].default)
         if "_text_pairs" in state:  # saved by skbert 0.1.0 before the redesign
-            state = dict(state)
             state["text_pairs_"] = state.pop("_text_pairs")
         if isinstance(state.get("model_"), dict):
             from ._modeling import module_from_state

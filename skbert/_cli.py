@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._io import file_format, output_format, read_frames, write_frames
+from ._io import check_file, file_format, output_format, read_frames, write_frames
 from ._validation import is_missing, mixed_label_types
 
 _PROG = "skbert"
@@ -96,7 +96,9 @@ def build_parser():
                         help="show the full traceback of an error")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--text-column", default="text", metavar="NAME",
-                        help="column of the texts (default: %(default)s)")
+                        help="column of the texts (default: %(default)s); with --no-header "
+                        "its number, counted from 0")
+    _add_reading_options(common)
     common.add_argument("--quiet", action="store_true",
                         help="no progress bar or summary on stderr")
     # SUPPRESS: a subcommand's default must not overwrite "skbert --debug COMMAND".
@@ -109,6 +111,25 @@ def build_parser():
     return parser
 
 
+def _add_reading_options(common):
+    common.add_argument("--encoding", metavar="CODEC",
+                        help="text encoding of DATA, e.g. cp1252, latin-1, utf-16 (default: "
+                        "utf-8; a UTF-8 or UTF-16 byte order mark is read in any case)")
+    common.add_argument("--sep", type=_separator, metavar="CHAR",
+                        help="field separator of a CSV or TSV DATA, e.g. ';' or '\\t' "
+                        "(default: ',' for CSV, a tab for TSV)")
+    common.add_argument("--no-header", action="store_true",
+                        help="the first line of a CSV or TSV DATA is a row, not column names: "
+                        "give columns by number, counted from 0 (--text-column 3)")
+    common.add_argument("--data-format", choices=("csv", "tsv", "parquet", "jsonl"),
+                        help="format of DATA when its extension does not tell it")
+
+
+def _separator(text):
+    """The --sep character; "\\t" and "tab" mean a tab."""
+    return "\t" if text in ("\\t", "tab") else text
+
+
 def _add_fit(commands, common):
     fit = commands.add_parser(
         "fit", parents=[common], help="train a model on a labelled file",
@@ -118,7 +139,8 @@ def _add_fit(commands, common):
     )
     fit.add_argument("data", metavar="DATA", help="training data (.csv, .tsv, .parquet, .jsonl)")
     fit.add_argument("--label-column", default="label", metavar="NAME",
-                     help="column of the labels (default: %(default)s)")
+                     help="column of the labels (default: %(default)s); with --no-header "
+                     "its number")
     fit.add_argument("--out", required=True, metavar="MODEL",
                      help="where to save the model (.skops, or .pkl / .joblib)")
     fit.add_argument("--param", dest="params", action="append", default=[], type=parse_param,
@@ -151,7 +173,8 @@ def _add_predict(commands, common):
                          help="predictions file (.csv, .tsv, .parquet, .jsonl; .gz for text)")
     predict.add_argument("--id-column", metavar="NAME",
                          help="copy this column to the output (default: a 'row' column of "
-                         "0-based row numbers)")
+                         "0-based row numbers); with --no-header its number, written as "
+                         "column 'id'")
     predict.add_argument("--proba", action="store_true",
                          help="add a proba_<class> column per class")
     _add_inference_options(predict)
@@ -169,7 +192,8 @@ def _add_evaluate(commands, common):
     evaluate.add_argument("data", metavar="DATA",
                           help="labelled texts (.csv, .tsv, .parquet, .jsonl)")
     evaluate.add_argument("--label-column", default="label", metavar="NAME",
-                          help="column of the true labels (default: %(default)s)")
+                          help="column of the true labels (default: %(default)s); with "
+                          "--no-header its number")
     _add_inference_options(evaluate)
     evaluate.set_defaults(run=_run_evaluate)
 
@@ -237,6 +261,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def _check_usage(parser, args):
     """Refuse option combinations that make no sense (exit status 2)."""
+    if args.no_header:
+        _column_numbers(parser, args)
     if args.command != "fit":
         return
     streaming = {"--epochs": args.epochs, "--checkpoint-dir": args.checkpoint_dir,
@@ -247,6 +273,19 @@ def _check_usage(parser, args):
         parser.error(f"{given[0]} streams the file and needs --chunksize N{hint}")
     if args.resume and args.checkpoint_dir is None:
         parser.error("--resume needs --checkpoint-dir DIR, the folder of the checkpoints")
+
+
+def _column_numbers(parser, args):
+    """Turn the column options into numbers under --no-header."""
+    for option in ("text_column", "label_column", "id_column"):
+        value = getattr(args, option, None)
+        if value is None:
+            continue
+        if not re.fullmatch(r"\d+", value):
+            flag = "--" + option.replace("_", "-")
+            parser.error(f"--no-header gives columns by number, counted from 0: pass {flag} N "
+                         f"(the first column is 0); got {flag} {value!r}")
+        setattr(args, option, int(value))
 
 
 def _note(args, message):
@@ -262,29 +301,88 @@ def _progress(args, total, initial=0, desc=None):
 
 
 # ------------------------------------------------------------------ data files
-def _check_data(path):
-    """Fail early on an unknown extension or a missing file."""
-    file_format(path)
-    if not Path(path).is_file():
-        raise CommandError(f"No such data file: {os.fspath(path)!r}.")
+def _reading(args):
+    """The options of `read_frames` given on the command line."""
+    return dict(encoding=args.encoding, sep=args.sep, header=not args.no_header,
+                data_format=args.data_format)
 
 
-def _check_out(path, kind="output"):
-    parent = Path(path).resolve().parent
+def _frames(args, label_column, chunksize, extra=()):
+    """`read_frames` of DATA; an OSError while reading names DATA (and is not taken for a
+    failure to write --out)."""
+    try:
+        yield from read_frames(args.data, args.text_column, label_column, chunksize, extra,
+                               **_reading(args))
+    except OSError as exc:
+        raise CommandError(f"Cannot read {os.fspath(args.data)!r}: {exc}") from exc
+
+
+def _check_data(args):
+    """Fail early on an unknown extension or a missing or empty file."""
+    try:
+        check_file(args.data, args.data_format)
+    except FileNotFoundError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _check_first_chunk(args, label_column, extra=()):
+    """Read and check the first chunk of DATA (columns, encoding, texts and labels), so
+    that a wrong option is reported before a model is loaded or trained."""
+    frames = _frames(args, label_column, args.chunksize or _DEFAULT_CHUNKSIZE, extra)
+    try:
+        frame = next(frames, None)
+    finally:
+        frames.close()
+    if frame is not None:
+        _texts(frame, args.text_column, args.data, 0)
+        if label_column is not None:
+            _labels(frame, label_column, args.data, 0)
+
+
+def _check_out(args, kind="output"):
+    """Refuse an --out in a missing or unwritable folder, or that is DATA itself."""
+    parent = Path(args.out).resolve().parent
     if not parent.is_dir():
         raise CommandError(
-            f"Cannot write {kind} {os.fspath(path)!r}: folder {os.fspath(parent)!r} does "
+            f"Cannot write {kind} {os.fspath(args.out)!r}: folder {os.fspath(parent)!r} does "
             "not exist. Create it first."
         )
+    if _same_file(args.out, args.data):
+        raise CommandError(
+            f"--out {os.fspath(args.out)!r} is the DATA file {os.fspath(args.data)!r}: "
+            f"writing it would destroy the input. Give --out another path."
+        )
+    from ._checkpoint import check_writable
+
+    check_writable(parent, "--out")
 
 
-def _count_rows(path):
+def _same_file(a, b):
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def _out_error(path, exc, lost=""):
+    """The OSError of a failed write of --out, saying that a previous file is intact."""
+    return OSError(
+        exc.errno,
+        f"Cannot write --out {os.fspath(path)!r} ({exc.strerror or exc}); any previous file "
+        f"at that path is intact and no partial file is left.{lost} Free space or fix the "
+        "folder's permissions, or choose another --out, and run the command again.",
+    )
+
+
+def _count_rows(args):
     """Rows of a Parquet file from its metadata; None (unknown) for the text formats."""
-    if file_format(path) != "parquet":
+    if file_format(args.data, args.data_format) != "parquet":
         return None
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
+    return pq.ParquetFile(args.data).metadata.num_rows
 
 
 def _texts(frame, column, path, offset):
@@ -315,7 +413,7 @@ def _labels(frame, column, path, offset):
 def _labelled_chunks(args, chunksize):
     """Yield validated ``(texts, labels)`` chunks of ``args.data``."""
     offset = 0
-    for frame in read_frames(args.data, args.text_column, args.label_column, chunksize):
+    for frame in _frames(args, args.label_column, chunksize):
         if len(frame):
             yield (_texts(frame, args.text_column, args.data, offset),
                    _labels(frame, args.label_column, args.data, offset))
@@ -444,20 +542,43 @@ def _run_fit(args):
     from ._classifier import BertTextClassifier
 
     _model_kind(args.out)
-    _check_out(args.out, "model")
-    _check_data(args.data)
+    _check_out(args, "model")
+    _check_data(args)
+    model = None
+    if not args.resume:
+        model = _estimator(args, BertTextClassifier, checkpoint_dir=args.checkpoint_dir,
+                           checkpoint_every=args.checkpoint_every)
+    _check_checkpoint_dir(args)
+    _check_first_chunk(args, args.label_column)
     if args.chunksize is None:
-        model = _estimator(args, BertTextClassifier)
         _fit_whole(args, model)
     else:
         if args.resume:
             model = _resumed(args, BertTextClassifier)
-        else:
-            model = _estimator(args, BertTextClassifier, checkpoint_dir=args.checkpoint_dir,
-                               checkpoint_every=args.checkpoint_every)
         _fit_stream(args, model)
-    save_model(model, args.out)
+    try:
+        save_model(model, args.out)
+    except OSError as exc:
+        raise _out_error(args.out, exc, " The trained model was not saved.") from exc
     _note(args, f"saved the model ({len(model.classes_)} classes) to {args.out}")
+
+
+def _check_checkpoint_dir(args):
+    """Refuse, before any training, an unwritable --checkpoint-dir, and one holding an
+    earlier run's checkpoints without --resume."""
+    from ._checkpoint import check_writable, checkpoints_in
+
+    if args.checkpoint_dir is None:
+        return
+    check_writable(args.checkpoint_dir, "--checkpoint-dir")
+    found = checkpoints_in(args.checkpoint_dir)
+    if found and not args.resume:
+        raise CommandError(
+            f"--checkpoint-dir {os.fspath(args.checkpoint_dir)!r} already holds "
+            f"{len(found)} checkpoint(s) of an earlier run (the newest is {found[-1].name}). "
+            "To continue that run, add --resume; to start a new one, give an empty "
+            "--checkpoint-dir."
+        )
 
 
 def _check_param_names(params, known):
@@ -523,7 +644,7 @@ def _fit_whole(args, model):
 def _scan(args):
     """One pass over the file: validate it, count the rows of each chunk, find the classes."""
     sizes, classes = [], set()
-    with _progress(args, _count_rows(args.data), desc="scanning") as bar:
+    with _progress(args, _count_rows(args), desc="scanning") as bar:
         for texts, labels in _labelled_chunks(args, args.chunksize):
             sizes.append(len(texts))
             classes.update(labels.tolist())
@@ -601,26 +722,30 @@ def _run_predict(args):
     from ._checkpoint import atomic_write
 
     fmt, gzipped = output_format(args.out)
-    _check_out(args.out)
-    _check_data(args.data)
+    _check_out(args)
+    _check_data(args)
+    extra = [] if args.id_column is None else [args.id_column]
+    _check_first_chunk(args, None, extra)
     model = load_model(args.model)
     _set_device(model, args.device)
     frames = _prediction_frames(args, model, pd)
-    with atomic_write(args.out) as tmp:
-        n_rows = write_frames(frames, tmp, fmt, gzipped)
+    try:
+        with atomic_write(args.out) as tmp:
+            n_rows = write_frames(frames, tmp, fmt, gzipped)
+    except OSError as exc:  # reading DATA raises CommandError: this is --out
+        raise _out_error(args.out, exc) from exc
     _note(args, f"wrote {n_rows} predictions to {args.out}")
 
 
 def _prediction_frames(args, model, pd):
     """Yield the output table chunk by chunk: id, prediction and probabilities."""
-    id_name = args.id_column or "row"
-    columns = [id_name, "prediction"]
+    columns = [_id_name(args), "prediction"]
     if args.proba:
         columns += [f"proba_{c}" for c in model.classes_]
-    extra = [args.id_column] if args.id_column else []
+    extra = [] if args.id_column is None else [args.id_column]
     offset = 0
-    with _progress(args, _count_rows(args.data), desc="predict") as bar:
-        for frame in read_frames(args.data, args.text_column, None, args.chunksize, extra):
+    with _progress(args, _count_rows(args), desc="predict") as bar:
+        for frame in _frames(args, None, args.chunksize, extra):
             if len(frame):
                 yield pd.DataFrame(_predict_chunk(args, model, frame, offset, columns),
                                    columns=columns)
@@ -630,11 +755,18 @@ def _prediction_frames(args, model, pd):
         yield pd.DataFrame(columns=columns)
 
 
+def _id_name(args):
+    """The output's first column: the --id-column name ("id" for a column number)."""
+    if args.id_column is None:
+        return "row"
+    return "id" if isinstance(args.id_column, int) else args.id_column
+
+
 def _predict_chunk(args, model, frame, offset, columns):
     """The output columns of one chunk, as a dict of arrays."""
     texts = _texts(frame, args.text_column, args.data, offset)
     proba = model.predict_proba(texts)
-    if args.id_column:
+    if args.id_column is not None:
         ids = frame[args.id_column].to_numpy()
     else:
         ids = np.arange(offset, offset + len(texts))
@@ -646,12 +778,13 @@ def _predict_chunk(args, model, frame, offset, columns):
 
 # -------------------------------------------------------------------- evaluate
 def _run_evaluate(args):
-    _check_data(args.data)
+    _check_data(args)
+    _check_first_chunk(args, args.label_column)
     model = load_model(args.model)
     _set_device(model, args.device)
     classes = model.classes_
     y_true, y_pred = [], []
-    with _progress(args, _count_rows(args.data), desc="evaluate") as bar:
+    with _progress(args, _count_rows(args), desc="evaluate") as bar:
         for texts, labels in _labelled_chunks(args, args.chunksize):
             y_true.append(align_labels(labels, classes, args.label_column, args.data))
             y_pred.append(classes[model.predict_proba(texts).argmax(axis=1)])

@@ -143,6 +143,7 @@ class TrainingState:
         """Restore what ``state_dict`` returned; the plan must be this state's."""
         if self.saved_plan(state) != self.plan:
             raise ValueError(f"The saved plan {state['plan']} is not this state's {self.plan}.")
+        self._check_same_network(state["optimizer"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
@@ -160,6 +161,32 @@ class TrainingState:
             group["lr"] = group["initial_lr"] * self.plan.factor(self.steps)
         self.scheduler.last_epoch = self.steps
         self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _check_same_network(self, saved):
+        """Refuse an optimizer state of another network, before loading any tensor.
+
+        torch checks only the number of parameters per group; moments of another shape
+        (another hidden size, head or number of classes) would load and fail at the
+        next step. The saved moments tell each parameter's shape.
+        """
+        groups, saved_groups = self.optimizer.param_groups, saved["param_groups"]
+        sizes = [len(g["params"]) for g in groups]
+        saved_sizes = [len(g["params"]) for g in saved_groups]
+        if sizes != saved_sizes:
+            raise ValueError(
+                f"it trains {sum(saved_sizes)} parameter tensors in groups of {saved_sizes}, "
+                f"this network {sum(sizes)} in groups of {sizes}: another architecture or head"
+            )
+        saved_ids = [i for g in saved_groups for i in g["params"]]
+        params = [p for g in groups for p in g["params"]]
+        for k, (i, param) in enumerate(zip(saved_ids, params, strict=True)):
+            moment = saved["state"].get(i, {}).get("exp_avg")
+            if moment is not None and tuple(moment.shape) != tuple(param.shape):
+                raise ValueError(
+                    f"its parameter tensor {k} has shape {tuple(moment.shape)}, this "
+                    f"network's {tuple(param.shape)}: another hidden size, head or number "
+                    "of classes"
+                )
 
     @staticmethod
     def saved_plan(state):
@@ -263,6 +290,8 @@ class Trainer:
     ----------
     warned : set of str
         One-off warnings already given in this run.
+    lock : _checkpoint.FolderLock or None
+        The lock on the checkpoint folder a stream writes, held for its life.
     """
 
     def __init__(self, network, module, state, *, device, dtype=None, max_grad_norm=None,
@@ -270,6 +299,7 @@ class Trainer:
         self.module, self.state, self.device, self.dtype = module, state, device, dtype
         self.max_grad_norm, self.parallel, self.tokenizer = max_grad_norm, parallel, tokenizer
         self.warned = set()
+        self.lock = None
         self.network = network if parallel is None else parallel.wrap(network)
         self.parameters = [p for group in state.optimizer.param_groups for p in group["params"]]
 

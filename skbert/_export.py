@@ -11,7 +11,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from ._checkpoint import replace_folder
+from ._checkpoint import check_writable, replace_folder
 
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "skbert_onnx.json"
@@ -62,7 +62,7 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, ops
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     # A CPU copy: the fitted network may be predicting in another thread meanwhile.
     module = copy.deepcopy(module).cpu().eval()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(target.parent, "export_onnx folder")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         with warnings.catch_warnings(), torch.inference_mode(False):
@@ -80,10 +80,17 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, ops
                     "outputs": ["logits"], "max_length": max_length, "text_pairs": text_pairs}
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
         replace_folder(staging, target)
-    except BaseException:
+    except BaseException as exc:
         import shutil
 
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise OSError(
+                exc.errno,
+                f"export_onnx could not write {os.fspath(target)!r} "
+                f"({exc.strerror or exc}); a folder there before is intact and nothing "
+                "was left behind. Free space or choose another path.",
+            ) from exc
         raise
     return target
 

