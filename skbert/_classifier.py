@@ -19,9 +19,11 @@ from tqdm.auto import tqdm
 from ._pretrained import DEFAULT_MODEL
 from ._validation import (
     check_classes,
+    check_indicator,
     check_labels,
     check_sample_weight,
     check_texts,
+    is_indicator,
     is_pair_input,
     iter_text_chunks,
 )
@@ -49,6 +51,11 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
     linear head is fine-tuned with AdamW, linear warmup then linear decay, and
     gradient clipping. Prediction sorts texts by token count and fills batches up to
     a token budget.
+
+    ``y`` holds one class label per text, or, for multi-label targets, is a 2-D 0/1
+    indicator matrix of shape (n_samples, n_labels) (as ``MultiLabelBinarizer`` makes):
+    the head then has one sigmoid output per label, trained with binary cross-entropy,
+    and ``predict`` returns an indicator matrix.
 
     Parameters
     ----------
@@ -109,7 +116,15 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         Smallest validation accuracy gain that counts as an improvement.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss; "balanced" uses
-        ``n_samples / (n_classes * np.bincount(y))``.
+        ``n_samples / (n_classes * np.bincount(y))``. For a multi-label ``y``, the
+        weight of each label's positives (``pos_weight`` of the binary cross-entropy):
+        "balanced" weighs them by negatives over positives, so that rare labels are
+        not ignored; a dict maps label columns to weights.
+    tune_thresholds : bool, default=False
+        Multi-label only: hold out ``validation_fraction`` of the data (the same split
+        as ``early_stopping``), and after training set each label's decision threshold
+        to the one that maximises its F1 on it (``thresholds_``, used by ``predict``).
+        False keeps every threshold at 0.5.
     device : str, default="auto"
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:<index>" or "mps".
         CUDA trains in mixed precision (bf16 where supported, else fp16 with a
@@ -155,7 +170,13 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Class labels, in the order of ``predict_proba``'s columns.
+        Class labels, in the order of ``predict_proba``'s columns; for a multi-label
+        ``y``, the label columns ``0 .. n_labels - 1`` (as ``MLPClassifier``).
+    multilabel_ : bool
+        Whether ``y`` was a multi-label indicator matrix.
+    thresholds_ : ndarray of shape (n_labels,)
+        Multi-label only: the probability at or above which ``predict`` sets each
+        label; 0.5 unless ``tune_thresholds``.
     model_ : torch.nn.Module
         The fine-tuned encoder with its pooling and head.
     tokenizer_ : transformers.PreTrainedTokenizerFast
@@ -210,6 +231,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
+        "tune_thresholds": ["boolean"],
         "device": [str],
         "training_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
         "inference_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16", "int8"})],
@@ -244,6 +266,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         n_iter_no_change=2,
         tol=1e-4,
         class_weight=None,
+        tune_thresholds=False,
         device="auto",
         training_dtype="auto",
         inference_dtype="auto",
@@ -274,6 +297,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.class_weight = class_weight
+        self.tune_thresholds = tune_thresholds
         self.device = device
         self.training_dtype = training_dtype
         self.inference_dtype = inference_dtype
@@ -295,8 +319,10 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         X : iterable of str, or array-like of shape (n_samples, 2)
             Texts (list, tuple, ndarray, pandas Series, one-column DataFrame), or
             text pairs as two columns, encoded as a sentence pair with [SEP].
-        y : array-like of shape (n_samples,)
-            Class labels of any hashable type (str, int, bool...).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels of any hashable type (str, int, bool...), or a 0/1 indicator
+            matrix of multi-label targets (every label with texts that have it and
+            texts that do not).
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative per-text weights of the loss. Only relative weights matter:
             they are scaled to a mean of 1 (with ``class_weight`` folded in).
@@ -339,11 +365,13 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         X : iterable of str, or array-like of shape (n_samples, 2)
             Texts (or text pairs) of this chunk. Shuffle the corpus before cutting it
             into chunks: a warning says when a chunk looks unshuffled.
-        y : array-like of shape (n_samples,)
-            Their labels, all in ``classes``.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Their labels, all in ``classes``, or a 0/1 indicator matrix of multi-label
+            targets (a chunk may lack a label).
         classes : array-like of shape (n_classes,), default=None
-            Every class of the whole stream. Required on the first call, and must not
-            change later.
+            Every class of the whole stream. Required on the first call (except for a
+            multi-label stream, whose columns are its labels), and must not change
+            later.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative per-text weights of the loss, relative within the chunk (they
             are scaled to a mean of 1).
@@ -367,14 +395,25 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         from ._training import resolve_device
 
         texts = check_texts(X)
-        y = check_labels(y, len(texts))
+        multilabel = is_indicator(y)
+        if multilabel:
+            y = check_indicator(y, len(texts), every_label=not incremental)
+        else:
+            y = check_labels(y, len(texts))
         sample_weight = check_sample_weight(sample_weight, len(texts))
         trainer = self.__dict__.get("_trainer")
         if incremental:
-            self._check_stream_continues(texts)
-        classes = self._check_classes(y, classes, incremental)
-        targets = np.searchsorted(classes, y).astype(np.int64)
-        weights = _fitting.loss_weights(self.class_weight, classes, y, targets, sample_weight)
+            self._check_stream_continues(texts, multilabel)
+        classes = self._check_classes(y, classes, incremental, multilabel)
+        if multilabel:
+            targets, pos_weight = y, _fitting.pos_weights(self.class_weight, y)
+            weights = _fitting.loss_weights(None, classes, y, targets, sample_weight)
+            counts = y.sum(0).astype(np.int64)
+        else:
+            targets, pos_weight = np.searchsorted(classes, y).astype(np.int64), None
+            weights = _fitting.loss_weights(self.class_weight, classes, y, targets,
+                                            sample_weight)
+            counts = np.bincount(targets, minlength=len(classes))
         seed, parallel = None, None if trainer is None else trainer.parallel
         if trainer is None:  # a new run: its seed, device and processes
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -394,17 +433,18 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 trainer.lock.release()
             trainer.lock = lock
         _fitting.check_batch_norm(self, trainer.module, len(train_rows), parallel)
-        if incremental:
+        if incremental and not multilabel:
             _fitting.warn_if_unshuffled(targets, classes, trainer.state.label_counts)
         encoding = encode(trainer.tokenizer, texts, self.max_length, cache=True)
         source, validation = _fitting.sources(self, trainer, encoding, train_rows, val_rows,
-                                              targets, weights)
+                                              targets, weights, pos_weight)
         fitted = dict(classes_=classes, model_=trainer.module, tokenizer_=trainer.tokenizer,
-                      text_pairs_=is_pair_input(texts))
+                      text_pairs_=is_pair_input(texts), multilabel_=multilabel)
+        if multilabel:
+            fitted["thresholds_"] = np.full(len(classes), 0.5)
         if incremental:
             losses = self._train_chunk(trainer, source)
-            self._commit_chunk(trainer, fitted, losses, np.bincount(targets, minlength=len(
-                classes)))
+            self._commit_chunk(trainer, fitted, losses, counts)
             return self
         stopper = None if validation is None else EarlyStopping(
             trainer.module, self.n_iter_no_change, self.tol)
@@ -416,7 +456,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             warn_interrupted(stop)
         except torch.OutOfMemoryError as exc:
             raise oom_error(trainer.device, self.batch_size, self.max_length) from exc
-        for name in ("_int8_model", "validation_scores_", "best_validation_score_"):
+        for name in ("_int8_model", "validation_scores_", "best_validation_score_",
+                     "thresholds_"):
             self.__dict__.pop(name, None)  # of the network fitted before
         self.__dict__.update(fitted, n_iter_=len(losses), loss_curve_=losses,
                              n_samples_seen_=trainer.state.samples_seen)
@@ -424,17 +465,32 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             stopper.restore_best()
             self.validation_scores_ = stopper.scores
             self.best_validation_score_ = stopper.best_score
+        if multilabel and self.tune_thresholds:
+            from scipy.special import expit
+
+            held_out = _fitting.logits(self, trainer.module, encoding, val_rows,
+                                       trainer.tokenizer.pad_token_id, trainer.device)
+            self.thresholds_ = _fitting.tuned_thresholds(expit(held_out.astype(np.float64)),
+                                                         targets[val_rows])
         return self
 
-    def _check_stream_continues(self, texts):
+    def _check_stream_continues(self, texts, multilabel):
         """Refuse a halted stream, a network ``set_params`` would rebuild, and a switch
-        between single texts and text pairs."""
+        between single texts and text pairs, or between class labels and multi-label
+        targets."""
         from ._fitting import check_built_like
 
         if "_halted" in self.__dict__:
             raise RuntimeError(self._halted)
         if hasattr(self, "model_"):  # continues a fitted network
             check_built_like(self, self.model_)
+            if multilabel != self.multilabel_:
+                kind = "multi-label targets" if self.multilabel_ else "class labels"
+                other = "a multi-label indicator" if multilabel else "1-D class labels"
+                raise ValueError(
+                    f"This classifier was trained on {kind}; partial_fit got {other}. "
+                    f"Every chunk of a stream must have {kind}."
+                )
             if is_pair_input(texts) != self.text_pairs_:
                 kind = "text pairs" if self.text_pairs_ else "single texts"
                 other = "single texts" if self.text_pairs_ else "text pairs"
@@ -550,15 +606,25 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         )
         return self._halted
 
-    def _check_classes(self, y, classes, incremental):
-        """The classes of training: from y for fit; the stream's for partial_fit."""
+    def _check_classes(self, y, classes, incremental, multilabel):
+        """The classes of training: from y for fit; the stream's for partial_fit.
+        Those of a multi-label ``y`` are its label columns."""
+        if self.tune_thresholds and not multilabel:
+            raise ValueError(
+                "tune_thresholds=True applies to multi-label targets (a 2-D indicator y); "
+                "this y holds one class label per text. Set tune_thresholds=False."
+            )
+        if incremental:
+            for name in ("early_stopping", "tune_thresholds"):
+                if getattr(self, name):
+                    raise ValueError(
+                        f"partial_fit does not support {name}=True: a chunk has no "
+                        f"held-out data. Set {name}=False, or use fit."
+                    )
+        if multilabel:
+            return self._label_columns(y, classes, incremental)
         if not incremental:
             return check_classes(y)
-        if self.early_stopping:
-            raise ValueError(
-                "partial_fit does not support early_stopping=True: a chunk has no held-out "
-                "data. Set early_stopping=False, or use fit."
-            )
         if self.class_weight == "balanced":
             raise ValueError(
                 "class_weight='balanced' is not supported for partial_fit: the class "
@@ -584,6 +650,26 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 "first call."
             )
         return classes
+
+    def _label_columns(self, Y, classes, incremental):
+        """``classes_`` of a multi-label ``Y``: its columns, the same through a stream."""
+        n_labels = Y.shape[1]
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit: the label "
+                "frequencies of a stream are unknown. Pass a dict of label weights instead."
+            )
+        if classes is not None and len(classes) != n_labels:
+            raise ValueError(
+                f"classes has {len(classes)} entries, but the multi-label y has {n_labels} "
+                "label columns; pass classes=None (or one entry per column)."
+            )
+        if incremental and hasattr(self, "classes_") and len(self.classes_) != n_labels:
+            raise ValueError(
+                f"y has {n_labels} label columns, but this stream has "
+                f"{len(self.classes_)}; every chunk must have the same columns."
+            )
+        return np.arange(n_labels)
 
     def _warn_past_max_steps(self, trainer):
         """Warn, once per stream, when it has stepped past its schedule's end (rate 0)."""
@@ -758,8 +844,9 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                 self._int8_model = cached
         return cached[1]
 
-    def _iter_logits(self, X, chunk_size):
-        """Yield the logits of ``X`` chunk by chunk, in input order.
+    def _iter_logits(self, X, chunk_size, *, features=False):
+        """Yield the logits of ``X`` chunk by chunk, in input order (with ``features``,
+        the pooled features the head maps to them).
 
         The next chunk is tokenized in a thread (the fast tokenizer releases the GIL)
         while the model runs on the current one.
@@ -789,17 +876,75 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                     continue
                 upcoming = pool.submit(checked_encode, texts)
                 if pending is not None:
-                    yield logits(self, module, pending.result(), None, pad_id, device)
+                    yield logits(self, module, pending.result(), None, pad_id, device,
+                                 features=features)
                 pending = upcoming
             if pending is not None:
-                yield logits(self, module, pending.result(), None, pad_id, device)
+                yield logits(self, module, pending.result(), None, pad_id, device,
+                             features=features)
 
-    def _predict_logits(self, X):
-        """Logits of all of ``X``; shape (0, n_classes) for no texts."""
-        chunks = list(self._iter_logits(X, _PREDICT_CHUNK_SIZE))
+    def _predict_logits(self, X, *, features=False):
+        """Logits (or features) of all of ``X``; no rows for no texts."""
+        chunks = list(self._iter_logits(X, _PREDICT_CHUNK_SIZE, features=features))
         if not chunks:
-            return np.empty((0, len(self.classes_)), dtype=np.float32)
+            width = self.model_.backbone.config.hidden_size if features else len(
+                self.classes_)
+            return np.empty((0, width), dtype=np.float32)
         return np.concatenate(chunks)
+
+    def _proba(self, logits):
+        """Probabilities from logits: softmax over classes, or a sigmoid per label."""
+        from scipy.special import expit, softmax
+
+        logits = logits.astype(np.float64)
+        return expit(logits) if self.multilabel_ else softmax(logits, axis=1)
+
+    def decision_function(self, X):
+        """Logits of texts ``X``: the scores that ``predict_proba`` turns into probabilities.
+
+        For calibration (``CalibratedClassifierCV(FrozenEstimator(clf),
+        method="temperature")``, or ``"sigmoid"``) and ranking metrics.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Texts, or text pairs if the classifier was fitted on pairs.
+
+        Returns
+        -------
+        scores : ndarray of float64 of shape (n_samples,) or (n_samples, n_classes)
+            With two classes, the log-odds of ``classes_[1]`` (positive means it is
+            predicted), as scikit-learn's binary classifiers return. Otherwise one
+            column per class (the softmax's logits), or per label of a multi-label
+            model (each label's log-odds).
+        """
+        check_is_fitted(self)
+        scores = self._predict_logits(X).astype(np.float64)
+        if not self.multilabel_ and len(self.classes_) == 2:
+            return scores[:, 1] - scores[:, 0]
+        return scores
+
+    def transform(self, X):
+        """Pooled features of texts ``X`` from the fitted encoder: embeddings.
+
+        The vectors the head maps to logits (after the ``pooling`` step), batched like
+        ``predict``. They let a fine-tuned (or frozen-base) skbert model feed another
+        estimator, e.g. in a ``Pipeline``. There is no ``fit_transform`` of its own: a
+        ``Pipeline`` step calls ``fit(X, y)`` and then ``transform(X)``, so the
+        features of the training texts come from the network fine-tuned on them.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Texts, or text pairs if the classifier was fitted on pairs.
+
+        Returns
+        -------
+        features : ndarray of float32 of shape (n_samples, hidden_size)
+            One row per text, in input order.
+        """
+        check_is_fitted(self)
+        return self._predict_logits(X, features=True)
 
     def iter_predict_proba(self, X, chunk_size=_PREDICT_CHUNK_SIZE):
         """Yield class probabilities chunk by chunk, for inputs too large for memory.
@@ -818,8 +963,6 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             Probabilities of the next ``chunk_size`` texts (fewer for the last chunk),
             in input order; columns follow ``classes_``.
         """
-        from scipy.special import softmax
-
         check_is_fitted(self)
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive int; got {chunk_size!r}.")
@@ -827,7 +970,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             self._iter_logits(X, chunk_size), desc="chunks", unit="chunk",
             disable=self.verbose <= 0,
         ):
-            yield softmax(logits.astype(np.float64), axis=1)
+            yield self._proba(logits)
 
     def predict_proba(self, X):
         """Class probabilities of texts ``X``.
@@ -840,12 +983,11 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         proba : ndarray of float64 of shape (n_samples, n_classes)
-            Rows sum to 1; columns follow ``classes_``.
+            Rows sum to 1; columns follow ``classes_``. For a multi-label model, the
+            probability of each label, independently.
         """
-        from scipy.special import softmax
-
         check_is_fitted(self)
-        return softmax(self._predict_logits(X).astype(np.float64), axis=1)
+        return self._proba(self._predict_logits(X))
 
     def predict_log_proba(self, X):
         """Log of the class probabilities of texts ``X``.
@@ -860,10 +1002,11 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of float64 of shape (n_samples, n_classes)
             Columns follow ``classes_``.
         """
-        from scipy.special import log_softmax
+        from scipy.special import log_expit, log_softmax
 
         check_is_fitted(self)
-        return log_softmax(self._predict_logits(X).astype(np.float64), axis=1)
+        logits = self._predict_logits(X).astype(np.float64)
+        return log_expit(logits) if self.multilabel_ else log_softmax(logits, axis=1)
 
     def predict(self, X):
         """Predicted class labels of texts ``X``.
@@ -875,11 +1018,15 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples,)
-            Labels taken from ``classes_``.
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels taken from ``classes_``; for a multi-label model, an indicator matrix
+            with 1 where a label's probability is at least its ``thresholds_``.
         """
         check_is_fitted(self)
-        return self.classes_[self._predict_logits(X).argmax(axis=1)]
+        logits = self._predict_logits(X)
+        if self.multilabel_:
+            return (self._proba(logits) >= self.thresholds_).astype(np.int64)
+        return self.classes_[logits.argmax(axis=1)]
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)`` against ``y``.
@@ -896,7 +1043,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         score : float
-            Accuracy of ``self.predict(X)`` with respect to ``y``.
+            Accuracy of ``self.predict(X)`` with respect to ``y``; for a multi-label
+            model, the subset accuracy (every label of a text right).
 
         Raises
         ------
@@ -908,6 +1056,12 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         if not hasattr(y, "__len__"):
             y = list(y)
+        if self.multilabel_:
+            Y = check_indicator(y, len(y), every_label=False)
+            if Y.shape[1] != len(self.classes_):
+                raise ValueError(f"y has {Y.shape[1]} label columns; this model predicts "
+                                 f"{len(self.classes_)}.")
+            return super().score(X, Y, sample_weight=sample_weight)
         labels = np.unique(check_labels(y, len(y)))
         try:
             unseen = np.setdiff1d(labels, self.classes_)
@@ -964,6 +1118,7 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.two_d_array = False
         tags.target_tags.required = True
+        tags.classifier_tags.multi_label = True
         return tags
 
     def __getstate__(self):
@@ -1014,6 +1169,8 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
             state.setdefault(name, signature[name].default)
         if "_text_pairs" in state:  # saved by skbert 0.1.0 before the redesign
             state["text_pairs_"] = state.pop("_text_pairs")
+        if "classes_" in state:  # saved before multi-label targets
+            state.setdefault("multilabel_", False)
         if isinstance(state.get("model_"), dict):
             from ._modeling import module_from_state
             from ._pretrained import tokenizer_from_state

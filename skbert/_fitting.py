@@ -116,11 +116,13 @@ def _trainer(estimator, module, state, device, parallel, tokenizer):
     )
 
 
-def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights):
+def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights,
+            pos_weight=None):
     """The training batch source and the validation scorer (None without early stopping).
 
     Full fine-tuning trains on token batches. With ``freeze_base`` the frozen backbone's
     pooled features are computed once (length-sorted, no grad) and are the input.
+    Multi-label ``targets`` (a 2-D indicator) score the subset accuracy, as ``score``.
     """
     module, device = trainer.module, trainer.device
     pad_id = trainer.tokenizer.pad_token_id
@@ -128,11 +130,12 @@ def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights
     if estimator.freeze_base:
         features = _features(estimator, module, encoding, train_rows, pad_id, device)
         source = FeatureBatches(features, targets[train_rows], w_train,
-                                batch_size=estimator.batch_size)
+                                batch_size=estimator.batch_size, pos_weight=pos_weight)
     else:
         source = TokenBatches(encoding, train_rows, targets[train_rows], w_train,
-                              pad_id=pad_id, batch_size=estimator.batch_size, device=device)
-    if val_rows is None:
+                              pad_id=pad_id, batch_size=estimator.batch_size, device=device,
+                              pos_weight=pos_weight)
+    if val_rows is None or not estimator.early_stopping:
         return source, None
     if estimator.freeze_base:
         val_features = _features(estimator, module, encoding, val_rows, pad_id, device)
@@ -147,7 +150,11 @@ def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights
     w_val = None if weights is None else weights[val_rows]
 
     def validation():  # the weighted accuracy, as score(X, y, sample_weight) computes it
-        correct = val_logits().argmax(1) == targets[val_rows]
+        scores = val_logits()
+        if targets.ndim == 1:
+            correct = scores.argmax(1) == targets[val_rows]
+        else:  # every label right (subset accuracy), at the threshold 0.5
+            correct = ((scores > 0) == (targets[val_rows] > 0.5)).all(1)
         return float(np.average(correct, weights=w_val))
 
     return source, validation
@@ -162,9 +169,10 @@ def _features(estimator, module, encoding, rows, pad_id, device):
     return torch.from_numpy(out).to(device)
 
 
-def logits(estimator, module, encoding, rows, pad_id, device):
+def logits(estimator, module, encoding, rows, pad_id, device, *, features=False):
     """Logits of the texts ``rows`` of ``encoding`` (all when None), in that order,
-    length-sorted under the token budget; the budget halves after running out of memory."""
+    length-sorted under the token budget; the budget halves after running out of memory.
+    With ``features``, the pooled features that the head maps to the logits."""
     if rows is None:
         rows = np.arange(len(encoding[2]) - 1)
     module.eval()
@@ -174,7 +182,8 @@ def logits(estimator, module, encoding, rows, pad_id, device):
         batches = sorted_batches(np.diff(encoding[2])[rows], budget,
                                  multiple_of=_training.pad_multiple(device.type))
         try:
-            return _training.predict_batches(module, encoding, rows, batches, pad_id=pad_id,
+            return _training.predict_batches(module.features if features else module,
+                                             encoding, rows, batches, pad_id=pad_id,
                                              device=device, dtype=dtype)
         except torch.OutOfMemoryError:
             if budget <= MIN_BATCH_TOKENS:
@@ -224,25 +233,87 @@ def loss_weights(class_weight, classes, y, targets, sample_weight):
 
 
 def validation_split(estimator, targets, seed, incremental):
-    """Row indices for training and (with early stopping) validation."""
+    """Row indices for training and (with early stopping or tuned thresholds) validation.
+
+    Class labels are split stratified; multi-label rows at random, and then every label
+    must have positives on both sides.
+    """
     rows = np.arange(len(targets))
-    if incremental or not estimator.early_stopping:
+    tuning = targets.ndim == 2 and estimator.tune_thresholds
+    if incremental or not (estimator.early_stopping or tuning):
         return rows, None
     from sklearn.model_selection import train_test_split
 
+    why = "early_stopping" if estimator.early_stopping else "tune_thresholds"
+    advice = (f"Use more data, a larger validation_fraction, or {why}=False.")
     try:
         train_rows, val_rows = train_test_split(
             rows, test_size=estimator.validation_fraction, random_state=seed,
-            stratify=targets,
+            stratify=targets if targets.ndim == 1 else None,
         )
     except ValueError as exc:
         raise ValueError(
-            f"early_stopping could not hold out validation_fraction="
+            f"{why} could not hold out validation_fraction="
             f"{estimator.validation_fraction} of {len(rows)} texts with every class "
-            f"represented: {exc} Use more data, a larger validation_fraction, or "
-            "early_stopping=False."
+            f"represented: {exc} {advice}"
         ) from None
+    if targets.ndim == 2:
+        for side, part in (("training", train_rows), ("held-out", val_rows)):
+            missing = np.flatnonzero(targets[part].sum(0) == 0)
+            if missing.size:
+                raise ValueError(
+                    f"{why} held out validation_fraction={estimator.validation_fraction} "
+                    f"of {len(rows)} texts, and the {side} part has no text with label "
+                    f"column {int(missing[0])}. {advice}"
+                )
     return np.sort(train_rows), np.sort(val_rows)
+
+
+def pos_weights(class_weight, Y):
+    """Weights of each label's positives in a multi-label loss, or None.
+
+    "balanced": negatives over positives of each label, so that both weigh alike; a
+    dict maps label columns to weights.
+    """
+    n_labels = Y.shape[1]
+    if class_weight is None:
+        return None
+    if class_weight == "balanced":
+        positives = Y.sum(0)
+        return (len(Y) - positives) / np.maximum(positives, 1)
+    unknown = [k for k in class_weight
+               if isinstance(k, bool) or not isinstance(k, Integral) or not 0 <= k < n_labels]
+    if unknown:
+        raise ValueError(
+            f"class_weight has keys {unknown!r} that are not label columns: for a "
+            f"multi-label y it maps label columns 0 to {n_labels - 1} to the weight of "
+            "their positives."
+        )
+    weights = np.ones(n_labels)
+    for column, weight in class_weight.items():
+        weights[column] = weight
+    return weights
+
+
+def tuned_thresholds(proba, Y):
+    """The threshold of each label that maximises its F1 on held-out ``proba``.
+
+    A text counts as positive when its probability is at least the threshold. The
+    candidates lie midway between consecutive distinct probabilities (every distinct
+    cut of the held-out texts), and ties go to the one nearest 0.5.
+    """
+    thresholds = np.full(proba.shape[1], 0.5)
+    for j in range(proba.shape[1]):
+        order = np.argsort(-proba[:, j], kind="stable")
+        p, y = proba[order, j], Y[order, j]
+        last = np.r_[p[1:] != p[:-1], True]  # the end of each run of equal values
+        true_positives = np.cumsum(y)[last]
+        f1 = 2 * true_positives / (y.sum() + np.flatnonzero(last) + 1)
+        values = p[last]
+        cuts = (values + np.r_[values[1:], 0.0]) / 2  # between a value and the next lower
+        best = np.flatnonzero(f1 == f1.max())
+        thresholds[j] = cuts[best[np.argmin(np.abs(cuts[best] - 0.5))]]
+    return thresholds
 
 
 def check_head(head):

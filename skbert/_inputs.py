@@ -20,21 +20,38 @@ from ._batching import training_batches
 from ._training import batch_to_device
 
 
-def classification_loss(logits, targets, weights, n_batch):
-    """Summed (weighted) cross-entropy of ``logits`` divided by the batch size."""
-    losses = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+def classification_loss(logits, targets, weights, n_batch, pos_weight=None):
+    """Summed (weighted) loss of ``logits`` divided by the batch size.
+
+    Class indices (int64, 1-D) take the cross-entropy; a 0/1 indicator matrix (float,
+    2-D: multi-label) the binary cross-entropy of each label, averaged over the labels,
+    with positives of label ``j`` weighted by ``pos_weight[j]``.
+    """
+    if targets.ndim == 1:
+        losses = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+    else:
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), targets, pos_weight=pos_weight, reduction="none").mean(1)
     if weights is not None:
         losses = losses * weights
     return losses.sum() / n_batch
 
 
 class _Labelled:
-    """Targets and loss weights of the training rows, on the device; the loss of a share."""
+    """Targets and loss weights of the training rows, on the device; the loss of a share.
 
-    def __init__(self, targets, weights, device, batch_size):
-        self.targets = torch.from_numpy(np.asarray(targets, dtype=np.int64)).to(device)
+    ``targets`` are class indices (1-D), or a 0/1 indicator matrix (2-D) of multi-label
+    targets, whose label ``j`` has its positives weighted by ``pos_weight[j]``.
+    """
+
+    def __init__(self, targets, weights, device, batch_size, pos_weight=None):
+        targets = np.asarray(targets)
+        dtype = np.int64 if targets.ndim == 1 else np.float32
+        self.targets = torch.from_numpy(targets.astype(dtype)).to(device)
         self.weights = None if weights is None else torch.from_numpy(
             np.asarray(weights, dtype=np.float32)).to(device)
+        self.pos_weight = None if pos_weight is None else torch.from_numpy(
+            np.asarray(pos_weight, dtype=np.float32)).to(device)
         self.device, self.batch_size = device, batch_size
 
     def loss(self, network, batch, part):
@@ -43,7 +60,7 @@ class _Labelled:
         index = torch.from_numpy(rows).to(self.device)
         weights = None if self.weights is None else self.weights[index]
         return classification_loss(self._logits(network, rows), self.targets[index], weights,
-                                   len(batch))
+                                   len(batch), self.pos_weight)
 
 
 class TokenBatches(_Labelled):
@@ -56,14 +73,17 @@ class TokenBatches(_Labelled):
     rows : ndarray of int
         The training texts of ``encoding``.
     targets, weights : ndarray
-        Class index and loss weight (or None) of each training text.
+        Class index (or 0/1 label row) and loss weight (or None) of each training text.
     pad_id : int
     batch_size : int
     device : torch.device
+    pos_weight : ndarray or None
+        Multi-label only: the weight of each label's positives.
     """
 
-    def __init__(self, encoding, rows, targets, weights, *, pad_id, batch_size, device):
-        super().__init__(targets, weights, device, batch_size)
+    def __init__(self, encoding, rows, targets, weights, *, pad_id, batch_size, device,
+                 pos_weight=None):
+        super().__init__(targets, weights, device, batch_size, pos_weight)
         self.encoding, self.rows, self.pad_id = encoding, rows, pad_id
         self.lengths = np.diff(encoding[2])[rows]
 
@@ -84,10 +104,12 @@ class FeatureBatches(_Labelled):
         On the training device.
     targets, weights : ndarray
     batch_size : int
+    pos_weight : ndarray or None
+        Multi-label only: the weight of each label's positives.
     """
 
-    def __init__(self, features, targets, weights, *, batch_size):
-        super().__init__(targets, weights, features.device, batch_size)
+    def __init__(self, features, targets, weights, *, batch_size, pos_weight=None):
+        super().__init__(targets, weights, features.device, batch_size, pos_weight)
         self.features = features
 
     def batches(self, rng):

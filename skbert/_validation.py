@@ -37,7 +37,8 @@ def _sequence_labels(values):
         f"list of {kind}s as a 2-D target of shape (n_samples, n_outputs), one column "
         "per position, not as one label per text; this classifier needs one hashable "
         "label per text. To use each tuple as a class, turn it into one value, e.g. "
-        "y = [' | '.join(map(str, t)) for t in y]."
+        "y = [' | '.join(map(str, t)) for t in y]; for several labels per text, make an "
+        "indicator matrix with sklearn.preprocessing.MultiLabelBinarizer."
     )
 
 
@@ -180,22 +181,15 @@ def check_labels(y, n_samples):
         )
     if isinstance(y, str):
         raise ValueError("y must be an array-like of labels; got a single str.")
-    if hasattr(y, "to_numpy"):
-        y = y.to_numpy()
-    if not isinstance(y, np.ndarray):
-        values = list(y)
-        if values and all(isinstance(v, (tuple, list)) for v in values):
-            raise _sequence_labels(values)
-        y = np.asarray(values)
-        if y.dtype.kind == "U" and not all(isinstance(v, str) for v in values):
-            raise mixed_label_types(values)  # NumPy would turn 1 into "1" silently
+    y = _as_array(y)
     if y.ndim == 2 and y.shape[1] == 1:
         raise ValueError(
             f"y must be 1-D; got shape {y.shape}. Use y.ravel() to flatten a column vector."
         )
     if y.ndim != 1:
         raise ValueError(
-            f"y must be 1-D (multi-label targets are not supported); got shape {y.shape}."
+            f"y must be 1-D class labels or a 2-D 0/1 indicator matrix of multi-label "
+            f"targets with at least 2 columns; got shape {y.shape}."
         )
     if y.shape[0] != n_samples:
         raise ValueError(
@@ -215,6 +209,94 @@ def check_labels(y, n_samples):
                 "targets, or bin them into classes first."
             )
     return y
+
+
+def _as_array(y):
+    """``y`` as an ndarray: a list of equal-length rows of numbers becomes 2-D, as in
+    NumPy; a list of other tuples or lists is refused with an explanation."""
+    if hasattr(y, "toarray"):  # a SciPy sparse indicator matrix
+        y = y.toarray()
+    if hasattr(y, "to_numpy"):
+        y = y.to_numpy()
+    if isinstance(y, np.ndarray):
+        return y
+    values = list(y)
+    if values and all(isinstance(v, (tuple, list)) for v in values):
+        rows = {len(v) for v in values}
+        numeric = all(isinstance(x, (bool, int, float, np.number)) for v in values for x in v)
+        if len(rows) == 1 and numeric:
+            return np.asarray(values)
+        raise _sequence_labels(values)
+    array = np.asarray(values)
+    if array.dtype.kind == "U" and not all(isinstance(v, str) for v in values):
+        raise mixed_label_types(values)  # NumPy would turn 1 into "1" silently
+    return array
+
+
+def is_indicator(y):
+    """Whether ``y`` is given as a 2-D target of several columns (multi-label)."""
+    if y is None or isinstance(y, str):
+        return False
+    shape = getattr(y, "shape", None)
+    if shape is not None:
+        return len(shape) == 2 and shape[1] > 1
+    try:
+        return _as_array(y).ndim == 2 and _as_array(y).shape[1] > 1
+    except (TypeError, ValueError):
+        return False  # check_labels says what is wrong
+
+
+def check_indicator(y, n_samples, *, every_label=True):
+    """Validate a multi-label target: a 2-D 0/1 indicator matrix, one row per text.
+
+    Parameters
+    ----------
+    y : array-like or sparse matrix of shape (n_samples, n_labels)
+        1 where a text has the label, else 0 (bool, int or float).
+    n_samples : int
+        Number of texts the rows go with.
+    every_label : bool, default=True
+        Refuse a label column that is 0 for every text (or 1 for every text), which
+        cannot be learned: ``fit`` needs both kinds of example of each label; a
+        ``partial_fit`` chunk may lack a rare label.
+
+    Returns
+    -------
+    Y : ndarray of float32 of shape (n_samples, n_labels)
+    """
+    Y = _as_array(y)
+    if Y.ndim != 2 or Y.shape[1] < 2:
+        raise ValueError(f"A multi-label y must be 2-D with at least 2 columns; got shape "
+                         f"{Y.shape}.")
+    if Y.shape[0] != n_samples:
+        raise ValueError(
+            f"X and y have inconsistent lengths: {n_samples} texts and {Y.shape[0]} rows "
+            "of labels."
+        )
+    if Y.dtype.kind not in "biuf":
+        raise ValueError(
+            f"A 2-D y is a multi-label indicator matrix and must hold 0 and 1; got values "
+            f"of dtype {Y.dtype} (first row: {Y[0].tolist()!r}). Turn lists of label names "
+            "into one with sklearn.preprocessing.MultiLabelBinarizer."
+        )
+    bad = np.argwhere(~np.isin(Y, (0, 1)))
+    if bad.size:
+        row, column = (int(i) for i in bad[0])
+        raise ValueError(
+            f"A multi-label y must hold only 0 and 1; got {Y[row, column].item()!r} at row "
+            f"{row}, column {column}."
+        )
+    if every_label and n_samples:
+        positives = Y.sum(axis=0)
+        for column in range(Y.shape[1]):
+            if positives[column] in (0, n_samples):
+                value = int(positives[column] > 0)
+                raise ValueError(
+                    f"Label column {column} of y is {value} for every text, so the model "
+                    f"cannot learn it: it needs texts with and without each label. Drop "
+                    f"the column, or add texts {'without' if value else 'with'} it."
+                )
+    return Y.astype(np.float32)
 
 
 def check_classes(y):

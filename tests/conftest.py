@@ -48,6 +48,21 @@ def make_texts(n, seed=0, n_classes=2):
     return texts, y
 
 
+def make_multilabel_texts(n, seed=0):
+    """Texts with any of three labels, each shown by a word from its own group: a
+    positive word (column 0), a negative word (column 1), a middling word (column 2)."""
+    rng = np.random.default_rng(seed)
+    groups = [_POSITIVE, _NEGATIVE, ["ok", "average", "mixed"]]
+    Y = (rng.random((n, 3)) < [0.5, 0.4, 0.3]).astype(np.int64)
+    texts = []
+    for row in Y:
+        words = list(rng.choice(_NEUTRAL, size=rng.integers(2, 10)))
+        for column in np.flatnonzero(row):
+            words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(groups[column])))
+        texts.append(" ".join(words))
+    return texts, Y
+
+
 def build_tiny_bert(folder, hidden_size=32):
     """Save a 2-layer random BERT and its WordPiece tokenizer into ``folder``."""
     import torch
