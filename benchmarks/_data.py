@@ -89,3 +89,19 @@ def ag_news_split(data_dir, test_size=0.2, seed=0):
     test[rng.choice(len(texts), size=int(test_size * len(texts)), replace=False)] = True
     pick = lambda mask: ([t for t, m in zip(texts, mask, strict=True) if m], labels[mask])  # noqa: E731
     return pick(~test), pick(test)
+
+
+def goemotions(data_dir, split):
+    """GoEmotions ``train``, ``dev`` or ``test``: texts and a (n, 28) 0/1 indicator.
+
+    Texts holding ``"`` are CSV-quoted in these files, so the default quoting is used
+    (see its SOURCE.md); column 2 lists label ids into ``emotions.txt``.
+    """
+    folder = Path(data_dir) / "goemotions"
+    names = (folder / "emotions.txt").read_text(encoding="utf-8").split()
+    with open(folder / f"{split}.tsv", encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    Y = np.zeros((len(rows), len(names)), dtype=np.int64)
+    for i, row in enumerate(rows):
+        Y[i, [int(label) for label in row[1].split(",")]] = 1
+    return [row[0] for row in rows], Y, names

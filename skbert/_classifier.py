@@ -472,6 +472,14 @@ class BertTextClassifier(ClassifierMixin, BaseEstimator):
                                        trainer.tokenizer.pad_token_id, trainer.device)
             self.thresholds_ = _fitting.tuned_thresholds(expit(held_out.astype(np.float64)),
                                                          targets[val_rows])
+            untuned = np.flatnonzero(targets[val_rows].sum(0) == 0)
+            if untuned.size:
+                warnings.warn(
+                    f"tune_thresholds: the held-out validation_fraction="
+                    f"{self.validation_fraction} ({len(val_rows)} texts) has no text with "
+                    f"label column(s) {untuned.tolist()}, whose thresholds stay at 0.5. "
+                    "Raise validation_fraction to tune them.", UserWarning, stacklevel=3,
+                )
         return self
 
     def _check_stream_continues(self, texts, multilabel):

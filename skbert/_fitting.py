@@ -235,8 +235,7 @@ def loss_weights(class_weight, classes, y, targets, sample_weight):
 def validation_split(estimator, targets, seed, incremental):
     """Row indices for training and (with early stopping or tuned thresholds) validation.
 
-    Class labels are split stratified; multi-label rows at random, and then every label
-    must have positives on both sides.
+    Class labels are split stratified; multi-label rows at random.
     """
     rows = np.arange(len(targets))
     tuning = targets.ndim == 2 and estimator.tune_thresholds
@@ -257,15 +256,6 @@ def validation_split(estimator, targets, seed, incremental):
             f"{estimator.validation_fraction} of {len(rows)} texts with every class "
             f"represented: {exc} {advice}"
         ) from None
-    if targets.ndim == 2:
-        for side, part in (("training", train_rows), ("held-out", val_rows)):
-            missing = np.flatnonzero(targets[part].sum(0) == 0)
-            if missing.size:
-                raise ValueError(
-                    f"{why} held out validation_fraction={estimator.validation_fraction} "
-                    f"of {len(rows)} texts, and the {side} part has no text with label "
-                    f"column {int(missing[0])}. {advice}"
-                )
     return np.sort(train_rows), np.sort(val_rows)
 
 
@@ -300,10 +290,13 @@ def tuned_thresholds(proba, Y):
 
     A text counts as positive when its probability is at least the threshold. The
     candidates lie midway between consecutive distinct probabilities (every distinct
-    cut of the held-out texts), and ties go to the one nearest 0.5.
+    cut of the held-out texts), and ties go to the one nearest 0.5. A label without
+    held-out positives keeps 0.5.
     """
     thresholds = np.full(proba.shape[1], 0.5)
     for j in range(proba.shape[1]):
+        if not Y[:, j].any():
+            continue  # no held-out positive to tune on: 0.5 stays
         order = np.argsort(-proba[:, j], kind="stable")
         p, y = proba[order, j], Y[order, j]
         last = np.r_[p[1:] != p[:-1], True]  # the end of each run of equal values

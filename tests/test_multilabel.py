@@ -12,10 +12,11 @@ from hypothesis.extra.numpy import arrays
 from scipy.special import expit
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.utils import check_random_state
 
 from skbert import BertTextClassifier
 from skbert._classifier import TRUSTED_TYPES
-from skbert._fitting import pos_weights, tuned_thresholds
+from skbert._fitting import pos_weights, tuned_thresholds, validation_split
 from skbert._inputs import classification_loss
 
 from .conftest import make_multilabel_texts
@@ -238,3 +239,24 @@ def test_list_of_rows_is_an_indicator(tiny_params, multilabel_data):
     params = dict(tiny_params, max_iter=1)
     clf = BertTextClassifier(**params).fit(X[:60], Y[:60].tolist())
     assert clf.multilabel_ and clf.predict(X[:5]).shape == (5, 3)
+
+
+def test_label_missing_from_the_held_out_part_keeps_one_half(tiny_params, multilabel_data):
+    """Bug: a rare label absent from the held-out split made tune_thresholds refuse to
+    fit (GoEmotions' grief in 2,000 texts); it now keeps 0.5 for that label and warns."""
+    X, Y = multilabel_data[:2]
+    Y = Y.copy()
+    Y[:, 2] = 0
+    Y[:2, 2] = 1  # two positives: at most these can be held out
+    params = dict(tiny_params, max_iter=1, tune_thresholds=True, validation_fraction=0.2)
+    for random_state in range(20):  # a split that holds out neither positive
+        clf = BertTextClassifier(**dict(params, random_state=random_state))
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))  # as fit
+        _, val_rows = validation_split(clf, Y.astype(np.float32), seed, False)
+        if not Y[val_rows, 2].any():
+            break
+    with pytest.warns(UserWarning, match=r"no text with label column\(s\) \[2\]"):
+        clf.fit(X, Y)
+    assert clf.thresholds_[2] == 0.5
+    np.testing.assert_array_equal(tuned_thresholds(np.full((3, 1), 0.9), np.zeros((3, 1))),
+                                  [0.5])
