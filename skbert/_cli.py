@@ -3,6 +3,8 @@
 ``skbert fit`` trains a `BertTextClassifier` on a CSV, TSV, Parquet or JSON Lines file
 (whole, or streamed chunk by chunk with checkpoints), ``skbert predict`` writes
 predictions of a saved model chunk by chunk, and ``skbert evaluate`` prints metrics.
+With ``--label-sep`` a label column holds several labels per row ("joy|surprise"), and
+the model is a multi-label one that keeps its label names (``label_names_``).
 torch, transformers and skops are imported inside the commands, so ``skbert --help``
 starts fast. See docs/cli.md.
 """
@@ -14,7 +16,9 @@ import os
 import re
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,6 +31,7 @@ _MODEL_SUFFIXES = {".skops": "skops", ".pkl": "joblib", ".pickle": "joblib",
                    ".joblib": "joblib"}
 _DEFAULT_CHUNKSIZE = 10_000
 _INTERRUPTED = "Training interrupted by user"  # start of the warning of _engine.warn_interrupted
+_DEFAULT_LABEL_SEP = "|"  # joins the predicted labels of a model that does not name its own
 
 
 class CommandError(Exception):
@@ -130,6 +135,20 @@ def _separator(text):
     return "\t" if text in ("\\t", "tab") else text
 
 
+def _label_separator(text):
+    """The --label-sep string: not empty; "\\t" and "tab" mean a tab."""
+    if text == "":
+        raise argparse.ArgumentTypeError(
+            "the separator of the labels in a cell must not be empty; for example "
+            "--label-sep '|' for cells such as 'joy|surprise'"
+        )
+    return _separator(text)
+
+
+def _add_label_sep(command, help_text):
+    command.add_argument("--label-sep", type=_label_separator, metavar="SEP", help=help_text)
+
+
 def _add_fit(commands, common):
     fit = commands.add_parser(
         "fit", parents=[common], help="train a model on a labelled file",
@@ -141,6 +160,8 @@ def _add_fit(commands, common):
     fit.add_argument("--label-column", default="label", metavar="NAME",
                      help="column of the labels (default: %(default)s); with --no-header "
                      "its number")
+    _add_label_sep(fit, "multi-label: each label cell holds several labels separated by "
+                   "SEP, e.g. --label-sep '|' for 'joy|surprise' (an empty cell: no label)")
     fit.add_argument("--out", required=True, metavar="MODEL",
                      help="where to save the model (.skops, or .pkl / .joblib)")
     fit.add_argument("--param", dest="params", action="append", default=[], type=parse_param,
@@ -176,7 +197,14 @@ def _add_predict(commands, common):
                          "0-based row numbers); with --no-header its number, written as "
                          "column 'id'")
     predict.add_argument("--proba", action="store_true",
-                         help="add a proba_<class> column per class")
+                         help="add a proba_<class> column per class (per label of a "
+                         "multi-label model)")
+    predict.add_argument("--multilabel-output", choices=("list", "indicator"),
+                         help="multi-label model: write the predicted labels as one "
+                         "'prediction' column joined by the label separator (list, the "
+                         "default), or a 0/1 prediction_<label> column per label (indicator)")
+    _add_label_sep(predict, "multi-label model: join the predicted labels with SEP "
+                   "(default: the --label-sep the model was trained with)")
     _add_inference_options(predict)
     predict.set_defaults(run=_run_predict)
 
@@ -185,7 +213,9 @@ def _add_evaluate(commands, common):
     evaluate = commands.add_parser(
         "evaluate", parents=[common], help="print accuracy, macro-F1 and MCC of a model",
         description="Score MODEL on the labelled DATA: accuracy, macro-F1, Matthews "
-        "correlation and scikit-learn's classification report.",
+        "correlation and scikit-learn's classification report (for a multi-label model, "
+        "with --label-sep: micro-, macro- and samples-F1, subset accuracy and per-label "
+        "scores).",
     )
     evaluate.add_argument("model", metavar="MODEL",
                           help="a .skops, .pkl or .joblib model, or a checkpoint folder")
@@ -194,6 +224,9 @@ def _add_evaluate(commands, common):
     evaluate.add_argument("--label-column", default="label", metavar="NAME",
                           help="column of the true labels (default: %(default)s); with "
                           "--no-header its number")
+    _add_label_sep(evaluate, "multi-label model: each label cell holds several labels "
+                   "separated by SEP; prints micro-, macro- and samples-F1 and subset "
+                   "accuracy")
     _add_inference_options(evaluate)
     evaluate.set_defaults(run=_run_evaluate)
 
@@ -336,7 +369,7 @@ def _check_first_chunk(args, label_column, extra=()):
     if frame is not None:
         _texts(frame, args.text_column, args.data, 0)
         if label_column is not None:
-            _labels(frame, label_column, args.data, 0)
+            _chunk_labels(args, frame, 0)
 
 
 def _check_out(args, kind="output"):
@@ -410,14 +443,102 @@ def _labels(frame, column, path, offset):
     return labels
 
 
+def _label_lists(frame, column, path, offset, sep, empty_is_none):
+    """The label names of each row of ``frame``: the cells split at ``sep``.
+
+    Names are stripped of surrounding whitespace and empty pieces dropped, so an empty
+    cell is a row without labels. ``empty_is_none``: the format reads an empty cell as
+    missing (CSV and TSV); elsewhere a missing value (null) is an error naming its row.
+    """
+    rows = []
+    for i, cell in enumerate(frame[column].tolist()):
+        if is_missing(cell):
+            if not empty_is_none:
+                raise CommandError(
+                    f"Row {offset + i} of {os.fspath(path)!r} (0-based, header not counted) "
+                    f"has no value in the label column {column!r} (null). With --label-sep "
+                    "a row without labels holds an empty string; write one or drop the row."
+                )
+            cell = ""
+        cell = _integral_str(cell)
+        if not isinstance(cell, (str, int, float)):  # a bool is an int
+            raise CommandError(
+                f"Row {offset + i} of {os.fspath(path)!r} (0-based, header not counted) has "
+                f"{cell!r} ({type(cell).__name__}) in the label column {column!r}; with "
+                f"--label-sep {sep!r} each cell must be a string of labels separated by "
+                f"{sep!r}, such as {sep.join(['joy', 'surprise'])!r}."
+            )
+        rows.append(tuple(sorted({name.strip() for name in str(cell).split(sep)} - {""})))
+    return rows
+
+
+def _chunk_labels(args, frame, offset):
+    """The labels of one chunk: an array, or under --label-sep the names of each row."""
+    if getattr(args, "label_sep", None) is None:
+        return _labels(frame, args.label_column, args.data, offset)
+    delimited = file_format(args.data, args.data_format) in ("csv", "tsv")
+    return _label_lists(frame, args.label_column, args.data, offset, args.label_sep,
+                        empty_is_none=delimited)
+
+
 def _labelled_chunks(args, chunksize):
-    """Yield validated ``(texts, labels)`` chunks of ``args.data``."""
+    """Yield validated ``(texts, labels)`` chunks of ``args.data``; under --label-sep
+    the labels are a list of tuples of label names, one per row."""
     offset = 0
     for frame in _frames(args, args.label_column, chunksize):
         if len(frame):
             yield (_texts(frame, args.text_column, args.data, offset),
-                   _labels(frame, args.label_column, args.data, offset))
+                   _chunk_labels(args, frame, offset))
         offset += len(frame)
+
+
+def _label_names(args, counts, n_rows):
+    """The sorted label names of a multi-label DATA from their row counts; a label on
+    every row (it cannot be learned), or fewer than two labels, is an error."""
+    names = sorted(counts)
+    where = f"column {args.label_column!r} of {os.fspath(args.data)!r}"
+    if len(names) < 2:
+        found = f"only the label {names[0]!r}" if names else "no label at all"
+        raise CommandError(
+            f"With --label-sep {args.label_sep!r}, {where} holds {found}; a multi-label "
+            "model needs at least 2 labels. Check --label-sep and --label-column, or fit "
+            "without --label-sep for one label per row."
+        )
+    for name in names:
+        if counts[name] == n_rows:
+            raise CommandError(
+                f"Label {name!r} (label column {names.index(name)} of the indicator "
+                f"matrix) is on every one of the {n_rows} rows of {where}, so the model "
+                f"cannot learn it: it needs texts with and without each label. Drop "
+                f"{name!r} from the file, or add texts without it."
+            )
+    return np.array(names, dtype=str)
+
+
+def indicator_matrix(label_lists, names):
+    """The 0/1 indicator matrix of rows of label names, one column per name.
+
+    Parameters
+    ----------
+    label_lists : list of tuple of str
+        The label names of each row.
+    names : ndarray of str of shape (n_labels,)
+        The label names, in column order.
+
+    Returns
+    -------
+    Y : ndarray of uint8 of shape (n_rows, n_labels)
+
+    Raises
+    ------
+    KeyError
+        When a row holds a name not in ``names``.
+    """
+    column = {name: j for j, name in enumerate(names.tolist())}
+    Y = np.zeros((len(label_lists), len(column)), dtype=np.uint8)
+    for i, row in enumerate(label_lists):
+        Y[i, [column[name] for name in row]] = 1
+    return Y
 
 
 # ---------------------------------------------------------------------- models
@@ -560,7 +681,11 @@ def _run_fit(args):
         save_model(model, args.out)
     except OSError as exc:
         raise _out_error(args.out, exc, " The trained model was not saved.") from exc
-    _note(args, f"saved the model ({len(model.classes_)} classes) to {args.out}")
+    if args.label_sep is None:
+        _note(args, f"saved the model ({len(model.classes_)} classes) to {args.out}")
+    else:
+        _note(args, f"saved the multi-label model ({len(model.label_names_)} labels: "
+                    f"{', '.join(model.label_names_)}) to {args.out}")
 
 
 def _check_checkpoint_dir(args):
@@ -637,20 +762,42 @@ def _fit_whole(args, model):
         labels.append(chunk_labels)
     if not texts:
         raise CommandError(f"No rows to train on in {os.fspath(args.data)!r}.")
+    if args.label_sep is None:
+        y = np.concatenate(labels)
+    else:
+        rows = [row for chunk in labels for row in chunk]
+        names = _label_names(args, Counter(name for row in rows for name in row), len(rows))
+        y = indicator_matrix(rows, names)
     _note(args, f"training on {len(texts)} rows (add --param verbose=1 for progress bars)")
-    model.fit(texts, np.concatenate(labels))
+    model.fit(texts, y)
+    if args.label_sep is not None:
+        _name_labels(model, names, args.label_sep)
+
+
+def _name_labels(model, names, sep):
+    """Store the label names and separator of a multi-label DATA on the estimator, so
+    that they travel in its file (skops and pickle alike): ``label_names_[j]`` names
+    label column ``j`` (``classes_[j]``), ``label_sep_`` joins predicted labels."""
+    model.label_names_ = names
+    model.label_sep_ = sep
 
 
 def _scan(args):
-    """One pass over the file: validate it, count the rows of each chunk, find the classes."""
-    sizes, classes = [], set()
+    """One pass over the file: validate it, count the rows of each chunk, find the classes
+    (under --label-sep the label names, which every chunk's indicator matrix needs)."""
+    sizes, classes, counts = [], set(), Counter()
     with _progress(args, _count_rows(args), desc="scanning") as bar:
         for texts, labels in _labelled_chunks(args, args.chunksize):
             sizes.append(len(texts))
-            classes.update(labels.tolist())
+            if args.label_sep is None:
+                classes.update(labels.tolist())
+            else:
+                counts.update(name for row in labels for name in row)
             bar.update(len(texts))
     if not sizes:
         raise CommandError(f"No rows to train on in {os.fspath(args.data)!r}.")
+    if args.label_sep is not None:
+        return sizes, _label_names(args, counts, sum(sizes))
     try:
         return sizes, np.array(sorted(classes))
     except TypeError:
@@ -670,13 +817,21 @@ def _stream_steps(model, sizes):
 def _fit_stream(args, model):
     """Train with partial_fit over ``--epochs`` passes of ``--chunksize`` rows."""
     sizes, classes = _scan(args)
+    names = None
+    if args.label_sep is not None:  # the indicator's columns; partial_fit takes no classes
+        names, classes = classes, None
     epochs = args.epochs or 1
     done = model.n_iter_ if args.resume else 0
     if args.resume:
+        _check_resumed_labels(args, model, names)
         _check_resumable(args, model, sizes, done)
         classes = None
     elif "max_steps" not in dict(args.params):
         model.set_params(max_steps=_stream_steps(model, sizes) * epochs)
+    if names is not None:
+        # Named before the first partial_fit, so that every checkpoint holds the names
+        # too (for predict from a checkpoint folder, and for --resume to check them).
+        _name_labels(model, names, args.label_sep)
     total = len(sizes) * epochs
     if done >= total:
         _note(args, f"the checkpoint has trained on all {total} chunks already")
@@ -687,9 +842,38 @@ def _fit_stream(args, model):
         for _ in range(epochs):
             for texts, labels in _labelled_chunks(args, args.chunksize):
                 if k >= done:
+                    if names is not None:
+                        labels = indicator_matrix(labels, names)
                     model.partial_fit(texts, labels, classes=classes)
                     bar.update(len(texts))
                 k += 1
+
+
+def _check_resumed_labels(args, model, names):
+    """Refuse to resume a multi-label stream without --label-sep (or the reverse), or on
+    a DATA whose label names differ from the checkpoint's."""
+    where = f"The checkpoint in {os.fspath(args.checkpoint_dir)!r}"
+    multilabel = bool(getattr(model, "multilabel_", False))
+    if multilabel and names is None:
+        sep = getattr(model, "label_sep_", _DEFAULT_LABEL_SEP)
+        raise CommandError(
+            f"{where} is a multi-label stream; resume it with the --label-sep of the "
+            f"interrupted run (--label-sep {sep!r})."
+        )
+    if names is None:
+        return
+    if not multilabel:
+        raise CommandError(
+            f"{where} is a stream of one label per row; --label-sep {args.label_sep!r} "
+            "reads several. Resume without --label-sep, or start a new run."
+        )
+    saved = np.asarray(getattr(model, "label_names_", np.arange(len(model.classes_))))
+    if saved.tolist() != names.tolist():
+        raise CommandError(
+            f"{where} was trained on the labels {saved.tolist()!r}, but with --label-sep "
+            f"{args.label_sep!r} {os.fspath(args.data)!r} holds {names.tolist()!r}. Resume "
+            "with the DATA and --label-sep of the interrupted run."
+        )
 
 
 def _check_resumable(args, model, sizes, done):
@@ -728,7 +912,8 @@ def _run_predict(args):
     _check_first_chunk(args, None, extra)
     model = load_model(args.model)
     _set_device(model, args.device)
-    frames = _prediction_frames(args, model, pd)
+    multilabel = _predict_multilabel_options(args, model)
+    frames = _prediction_frames(args, model, pd, multilabel)
     try:
         with atomic_write(args.out) as tmp:
             n_rows = write_frames(frames, tmp, fmt, gzipped)
@@ -737,18 +922,103 @@ def _run_predict(args):
     _note(args, f"wrote {n_rows} predictions to {args.out}")
 
 
-def _prediction_frames(args, model, pd):
-    """Yield the output table chunk by chunk: id, prediction and probabilities."""
-    columns = [_id_name(args), "prediction"]
+def _predict_multilabel_options(args, model):
+    """How to write the predictions of a multi-label model (None for another model);
+    --label-sep and --multilabel-output are refused for a model of one class per text."""
+    names = _model_label_names(model)
+    if names is None:
+        for flag, value in (("--label-sep", args.label_sep),
+                            ("--multilabel-output", args.multilabel_output)):
+            if value is not None:
+                raise CommandError(
+                    f"{flag} applies to multi-label models, but {os.fspath(args.model)!r} "
+                    f"predicts one class per text (classes {model.classes_.tolist()!r}). "
+                    f"Drop {flag}."
+                )
+        return None
+    indicator = args.multilabel_output == "indicator"
+    if indicator and args.label_sep is not None:
+        raise CommandError(
+            "--label-sep joins the labels of the 'prediction' column of --multilabel-output "
+            "list; --multilabel-output indicator writes a 0/1 column per label instead. "
+            "Drop one of the two."
+        )
+    sep = args.label_sep or getattr(_final_estimator(model), "label_sep_", _DEFAULT_LABEL_SEP)
+    return _MultilabelOutput(names, sep, indicator)
+
+
+class _MultilabelOutput(NamedTuple):
+    """The predictions of a multi-label model as written by ``skbert predict``."""
+
+    names: np.ndarray  # label_names_, in the order of the model's label columns
+    sep: str  # joins the predicted names in the 'prediction' column
+    indicator: bool  # a 0/1 prediction_<name> column per label instead
+
+
+def _final_estimator(model):
+    """The classifier itself, also at the end of a Pipeline."""
+    steps = getattr(model, "steps", None)
+    return steps[-1][1] if steps else model
+
+
+def _model_label_names(model):
+    """The label names of a multi-label model, or None for a model of one class per text.
+
+    A model fitted by ``skbert fit --label-sep`` names its label columns in
+    ``label_names_``; one fitted in Python on an indicator matrix is named by its
+    ``classes_`` (the column numbers), as strings.
+    """
+    estimator = _final_estimator(model)
+    if not getattr(estimator, "multilabel_", False):
+        return None
+    names = getattr(estimator, "label_names_", None)
+    if names is None:
+        names = [str(c) for c in estimator.classes_]
+    names = np.asarray(names, dtype=str)
+    if names.shape != estimator.classes_.shape:
+        raise CommandError(
+            f"The model's label_names_ holds {names.size} names for its "
+            f"{len(estimator.classes_)} label columns; set one name per column."
+        )
+    return names
+
+
+def _multilabel_predict(model, texts):
+    """The 0/1 predictions and the probabilities of a multi-label model: a label is
+    predicted where its probability is at least its ``thresholds_``, as ``predict``
+    does (one pass through the network for both)."""
+    proba = model.predict_proba(texts)
+    return (proba >= _final_estimator(model).thresholds_).astype(np.int64), proba
+
+
+def _prediction_columns(args, model, multilabel):
+    """The output's columns: id, the prediction(s), and the probabilities."""
+    columns = [_id_name(args)]
+    if multilabel is None:
+        names = model.classes_
+        columns.append("prediction")
+    else:
+        names = multilabel.names
+        columns += ([f"prediction_{n}" for n in names] if multilabel.indicator
+                    else ["prediction"])
     if args.proba:
-        columns += [f"proba_{c}" for c in model.classes_]
+        columns += [f"proba_{n}" for n in names]
+    return columns
+
+
+def _prediction_frames(args, model, pd, multilabel=None):
+    """Yield the output table chunk by chunk: id, prediction and probabilities."""
+    columns = _prediction_columns(args, model, multilabel)
     extra = [] if args.id_column is None else [args.id_column]
     offset = 0
     with _progress(args, _count_rows(args), desc="predict") as bar:
         for frame in _frames(args, None, args.chunksize, extra):
             if len(frame):
-                yield pd.DataFrame(_predict_chunk(args, model, frame, offset, columns),
-                                   columns=columns)
+                if multilabel is None:
+                    out = _predict_chunk(args, model, frame, offset, columns)
+                else:
+                    out = _predict_multilabel_chunk(args, model, frame, offset, multilabel)
+                yield pd.DataFrame(out, columns=columns)
                 offset += len(frame)
                 bar.update(len(frame))
     if offset == 0:
@@ -776,12 +1046,37 @@ def _predict_chunk(args, model, frame, offset, columns):
     return out
 
 
+def _predict_multilabel_chunk(args, model, frame, offset, multilabel):
+    """The output columns of one chunk of a multi-label model, as a dict of arrays."""
+    texts = _texts(frame, args.text_column, args.data, offset)
+    predicted, proba = _multilabel_predict(model, texts)
+    if args.id_column is not None:
+        ids = frame[args.id_column].to_numpy()
+    else:
+        ids = np.arange(offset, offset + len(texts))
+    out = {_id_name(args): ids}
+    names = multilabel.names
+    if multilabel.indicator:
+        out.update({f"prediction_{n}": predicted[:, j] for j, n in enumerate(names)})
+    else:
+        out["prediction"] = [multilabel.sep.join(names[row.astype(bool)]) for row in predicted]
+    if args.proba:
+        out.update({f"proba_{n}": proba[:, j] for j, n in enumerate(names)})
+    return out
+
+
 # -------------------------------------------------------------------- evaluate
 def _run_evaluate(args):
     _check_data(args)
     _check_first_chunk(args, args.label_column)
     model = load_model(args.model)
     _set_device(model, args.device)
+    names = _model_label_names(model)
+    if (names is None) != (args.label_sep is None):
+        raise CommandError(_evaluate_label_sep_error(args, model, names))
+    if names is not None:
+        print(_evaluate_multilabel(args, model, names))
+        return
     classes = model.classes_
     y_true, y_pred = [], []
     with _progress(args, _count_rows(args), desc="evaluate") as bar:
@@ -792,6 +1087,80 @@ def _run_evaluate(args):
     if not y_true:
         raise CommandError(f"No rows to evaluate in {os.fspath(args.data)!r}.")
     print(evaluation_report(np.concatenate(y_true), np.concatenate(y_pred)))
+
+
+def _evaluate_label_sep_error(args, model, names):
+    """The message for --label-sep missing with a multi-label model, or given with one
+    of one class per text."""
+    where = repr(os.fspath(args.model))
+    if names is None:
+        return (f"--label-sep applies to multi-label models, but {where} predicts one class "
+                f"per text (classes {model.classes_.tolist()!r}). Drop --label-sep.")
+    sep = getattr(_final_estimator(model), "label_sep_", _DEFAULT_LABEL_SEP)
+    return (f"{where} is a multi-label model (labels {names.tolist()!r}): pass --label-sep "
+            f"SEP, the separator of the labels in column {args.label_column!r} (it was "
+            f"trained with --label-sep {sep!r}).")
+
+
+def _evaluate_multilabel(args, model, names):
+    """Predict DATA chunk by chunk and return the multi-label report."""
+    known = set(names.tolist())
+    y_true, y_pred, offset = [], [], 0
+    with _progress(args, _count_rows(args), desc="evaluate") as bar:
+        for texts, rows in _labelled_chunks(args, args.chunksize):
+            unknown = sorted({name for row in rows for name in row} - known)
+            if unknown:
+                first = offset + next(i for i, row in enumerate(rows) if set(row) - known)
+                raise CommandError(
+                    f"Column {args.label_column!r} of {os.fspath(args.data)!r} holds labels "
+                    f"the model does not know: {', '.join(map(repr, unknown[:5]))}"
+                    f"{' ...' if len(unknown) > 5 else ''} (first in row {first}, 0-based); "
+                    f"its labels are {names.tolist()!r}. Check --label-column and "
+                    f"--label-sep {args.label_sep!r}, or drop those labels."
+                )
+            y_true.append(indicator_matrix(rows, names))
+            y_pred.append(_multilabel_predict(model, texts)[0])
+            offset += len(texts)
+            bar.update(len(texts))
+    if not y_true:
+        raise CommandError(f"No rows to evaluate in {os.fspath(args.data)!r}.")
+    return multilabel_report(np.concatenate(y_true), np.concatenate(y_pred), names)
+
+
+def multilabel_report(y_true, y_pred, names):
+    """Micro-, macro- and samples-F1, subset accuracy and per-label scores as text.
+
+    A score with nothing to divide by (a label neither true nor predicted in the data, a
+    row with no true and no predicted label in samples-F1) counts 0, as
+    ``zero_division=0``.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n, n_labels)
+        0/1 indicator matrices.
+    names : ndarray of str of shape (n_labels,)
+        The label names, in column order.
+
+    Returns
+    -------
+    report : str
+    """
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
+
+    def f1(average):
+        return f1_score(y_true, y_pred, average=average, zero_division=0)
+
+    lines = [
+        f"micro-F1:        {f1('micro'):.4f}",
+        f"macro-F1:        {f1('macro'):.4f}",
+        f"samples-F1:      {f1('samples'):.4f}",
+        f"subset accuracy: {accuracy_score(y_true, y_pred):.4f}",
+        f"rows:            {len(y_true)}",
+        "",
+        classification_report(y_true, y_pred, labels=np.arange(len(names)),
+                              target_names=names.tolist(), digits=4, zero_division=0),
+    ]
+    return "\n".join(lines).rstrip("\n")
 
 
 def align_labels(labels, classes, column="label", path="data"):

@@ -1,6 +1,6 @@
-"""What ``BertTextClassifier.fit`` and ``partial_fit`` need around the one loop.
+"""What the estimators' ``fit`` and ``partial_fit`` need around the one loop.
 
-Building a classifier's :class:`~skbert._engine.Trainer` (pretrained parts, head, seeded
+Building an estimator's :class:`~skbert._engine.Trainer` (pretrained parts, head, seeded
 initialisation, optimizer, plan), rebuilding it from a saved training state, the batch
 sources of a fit, loss weights, the validation split, and the checks of a stream.
 Functions of an estimator's parameters; the estimator calls them. Of skbert it uses
@@ -45,7 +45,7 @@ def plan(estimator, n_train, incremental):
     return TrainingPlan(max(1, round(fraction * per_pass)), None, "inverse_sqrt")
 
 
-def new_trainer(estimator, n_classes, n_train, seed, incremental, device, parallel):
+def new_trainer(estimator, n_outputs, n_train, seed, incremental, device, parallel):
     """Load the pretrained parts (or continue a fitted network) and build its trainer."""
     warm = incremental and hasattr(estimator, "model_")  # a fitted or loaded estimator
     if warm:
@@ -60,7 +60,7 @@ def new_trainer(estimator, n_classes, n_train, seed, incremental, device, parall
         check_head(estimator.head)
         with _modeling.seeded(seed):
             module = _modeling.build_module(
-                backbone, n_classes, pooling=estimator.pooling, head=estimator.head,
+                backbone, n_outputs, pooling=estimator.pooling, head=estimator.head,
                 dropout=estimator.head_dropout, frozen=estimator.freeze_base,
             )
             generator_state = torch.get_rng_state()
@@ -69,7 +69,7 @@ def new_trainer(estimator, n_classes, n_train, seed, incremental, device, parall
     if not warm and device.type == "cpu":
         # Dropout continues the generator that initialised the head, as it always has.
         state.generator.set_state(generator_state)
-    state.label_counts = np.zeros(n_classes, dtype=np.int64)
+    state.label_counts = np.zeros(n_outputs, dtype=np.int64)
     return _trainer(estimator, module, state, device, parallel, tokenizer)
 
 
@@ -82,10 +82,11 @@ def restore_trainer(estimator, saved, device, parallel):
         When the saved state is not of this estimator's network (classes, shapes).
     """
     counts = saved.get("label_counts") if isinstance(saved, dict) else None
-    if counts is not None and len(counts) != len(estimator.classes_):
+    if counts is not None and len(counts) != estimator._n_outputs():
+        noun, described = estimator._outputs_described()
         raise ValueError(
-            f"it counts texts of {len(counts)} classes, the estimator has "
-            f"{len(estimator.classes_)} (classes_={estimator.classes_.tolist()!r})"
+            f"it counts texts of {len(counts)} {noun}, the estimator has "
+            f"{estimator._n_outputs()} ({described})"
         )
     module = estimator.model_.to(device)
     state = _new_state(estimator, module, TrainingState.saved_plan(saved), 0, device)
@@ -116,13 +117,13 @@ def _trainer(estimator, module, state, device, parallel, tokenizer):
     )
 
 
-def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights,
-            pos_weight=None):
+def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights, criterion):
     """The training batch source and the validation scorer (None without early stopping).
 
     Full fine-tuning trains on token batches. With ``freeze_base`` the frozen backbone's
-    pooled features are computed once (length-sorted, no grad) and are the input.
-    Multi-label ``targets`` (a 2-D indicator) score the subset accuracy, as ``score``.
+    pooled features are computed once (length-sorted, no grad) and are the input. The
+    validation score is the estimator's ``score`` (``criterion.score``) on the held-out
+    rows, weighted as ``score(X, y, sample_weight)`` would weigh them.
     """
     module, device = trainer.module, trainer.device
     pad_id = trainer.tokenizer.pad_token_id
@@ -130,11 +131,11 @@ def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights
     if estimator.freeze_base:
         features = _features(estimator, module, encoding, train_rows, pad_id, device)
         source = FeatureBatches(features, targets[train_rows], w_train,
-                                batch_size=estimator.batch_size, pos_weight=pos_weight)
+                                batch_size=estimator.batch_size, criterion=criterion)
     else:
         source = TokenBatches(encoding, train_rows, targets[train_rows], w_train,
                               pad_id=pad_id, batch_size=estimator.batch_size, device=device,
-                              pos_weight=pos_weight)
+                              criterion=criterion)
     if val_rows is None or not estimator.early_stopping:
         return source, None
     if estimator.freeze_base:
@@ -149,13 +150,8 @@ def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights
 
     w_val = None if weights is None else weights[val_rows]
 
-    def validation():  # the weighted accuracy, as score(X, y, sample_weight) computes it
-        scores = val_logits()
-        if targets.ndim == 1:
-            correct = scores.argmax(1) == targets[val_rows]
-        else:  # every label right (subset accuracy), at the threshold 0.5
-            correct = ((scores > 0) == (targets[val_rows] > 0.5)).all(1)
-        return float(np.average(correct, weights=w_val))
+    def validation():
+        return criterion.score(val_logits(), targets[val_rows], w_val)
 
     return source, validation
 
@@ -232,29 +228,26 @@ def loss_weights(class_weight, classes, y, targets, sample_weight):
     return weights * (len(weights) / total)
 
 
-def validation_split(estimator, targets, seed, incremental):
-    """Row indices for training and (with early stopping or tuned thresholds) validation.
-
-    Class labels are split stratified; multi-label rows at random.
-    """
+def validation_split(targets, seed, fraction, *, why, stratify):
+    """Row indices for training and, when ``why`` names what needs one (such as
+    "early_stopping"), for validation: ``fraction`` of the rows, stratified by
+    ``targets`` when ``stratify``, else at random. ``why=None``: all rows train."""
     rows = np.arange(len(targets))
-    tuning = targets.ndim == 2 and estimator.tune_thresholds
-    if incremental or not (estimator.early_stopping or tuning):
+    if why is None:
         return rows, None
     from sklearn.model_selection import train_test_split
 
-    why = "early_stopping" if estimator.early_stopping else "tune_thresholds"
-    advice = (f"Use more data, a larger validation_fraction, or {why}=False.")
+    advice = f"Use more data, a larger validation_fraction, or {why}=False."
     try:
         train_rows, val_rows = train_test_split(
-            rows, test_size=estimator.validation_fraction, random_state=seed,
-            stratify=targets if targets.ndim == 1 else None,
+            rows, test_size=fraction, random_state=seed,
+            stratify=targets if stratify else None,
         )
     except ValueError as exc:
+        every = " with every class represented" if stratify else ""
         raise ValueError(
-            f"{why} could not hold out validation_fraction="
-            f"{estimator.validation_fraction} of {len(rows)} texts with every class "
-            f"represented: {exc} {advice}"
+            f"{why} could not hold out validation_fraction={fraction} of {len(rows)} "
+            f"texts{every}: {exc} {advice}"
         ) from None
     return np.sort(train_rows), np.sort(val_rows)
 

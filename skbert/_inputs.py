@@ -4,6 +4,8 @@ Each source has ``batches(rng)`` (row positions of each batch, drawn anew every 
 ``_batching.count_batches`` says how many) and ``loss(network, batch, part)``: the loss of the
 positions ``part`` of ``batch`` (this process's share; ``slice(None)`` for all), such that
 the shares of a batch add up to its mean loss. Sources hold tensors and arrays only, no estimator.
+A :class:`Criterion` says what the targets are (classes, labels, real values) and how
+outputs are scored against them.
 
 - :class:`TokenBatches`: token ids through the whole network (full fine-tuning);
 - :class:`FeatureBatches`: pooled features of a frozen base, computed once, through the
@@ -20,18 +22,71 @@ from ._batching import training_batches
 from ._training import batch_to_device
 
 
-def classification_loss(logits, targets, weights, n_batch, pos_weight=None):
-    """Summed (weighted) loss of ``logits`` divided by the batch size.
+class Criterion:
+    """What a batch's targets are and how outputs are scored against them.
 
-    Class indices (int64, 1-D) take the cross-entropy; a 0/1 indicator matrix (float,
-    2-D: multi-label) the binary cross-entropy of each label, averaged over the labels,
-    with positives of label ``j`` weighted by ``pos_weight[j]``.
+    Parameters
+    ----------
+    kind : {"multiclass", "multilabel", "squared_error", "huber"}
+        Class indices (int64, 1-D) take the cross-entropy; a 0/1 indicator matrix
+        (multi-label) the binary cross-entropy of each label, averaged over the labels;
+        real targets (2-D, standardised) the squared error or the Huber loss of each
+        output, averaged over the outputs.
+    pos_weight : ndarray of shape (n_labels,) or None
+        Multi-label only: the weight of each label's positives.
+    epsilon : float
+        Huber only: where the loss turns from squared to linear.
     """
-    if targets.ndim == 1:
-        losses = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
-    else:
-        losses = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits.float(), targets, pos_weight=pos_weight, reduction="none").mean(1)
+
+    def __init__(self, kind, pos_weight=None, epsilon=1.0):
+        if kind not in ("multiclass", "multilabel", "squared_error", "huber"):
+            raise ValueError(f"unknown criterion kind {kind!r}")
+        self.kind, self.epsilon = kind, epsilon
+        self.pos_weight = None if pos_weight is None else torch.as_tensor(
+            np.asarray(pos_weight, dtype=np.float32))
+
+    def to(self, device):
+        """This criterion with its tensors on ``device``."""
+        if self.pos_weight is not None:
+            self.pos_weight = self.pos_weight.to(device)
+        return self
+
+    def target_tensor(self, targets, device):
+        """``targets`` as the tensor the loss takes, on ``device``."""
+        dtype = np.int64 if self.kind == "multiclass" else np.float32
+        return torch.from_numpy(np.asarray(targets).astype(dtype)).to(device)
+
+    def losses(self, outputs, targets):
+        """The loss of each row of ``outputs`` (float32) against ``targets``."""
+        functional = torch.nn.functional
+        if self.kind == "multiclass":
+            return functional.cross_entropy(outputs, targets, reduction="none")
+        if self.kind == "multilabel":
+            return functional.binary_cross_entropy_with_logits(
+                outputs, targets, pos_weight=self.pos_weight, reduction="none").mean(1)
+        if self.kind == "huber":
+            return functional.huber_loss(outputs, targets, reduction="none",
+                                         delta=self.epsilon).mean(1)
+        return functional.mse_loss(outputs, targets, reduction="none").mean(1)
+
+    def score(self, outputs, targets, weights=None):
+        """The validation score of ``outputs`` (ndarray), as the estimator's ``score``:
+        accuracy, subset accuracy (every label right at 0.5), or R² averaged over the
+        outputs (unchanged by the targets' standardisation)."""
+        if self.kind in ("squared_error", "huber"):
+            from sklearn.metrics import r2_score
+
+            return float(r2_score(targets, outputs, sample_weight=weights))
+        if self.kind == "multiclass":
+            correct = outputs.argmax(1) == targets
+        else:
+            correct = ((outputs > 0) == (targets > 0.5)).all(1)
+        return float(np.average(correct, weights=weights))
+
+
+def batch_loss(outputs, targets, weights, n_batch, criterion):
+    """Summed (weighted) loss of ``outputs`` under ``criterion``, divided by the batch size."""
+    losses = criterion.losses(outputs.float(), targets)
     if weights is not None:
         losses = losses * weights
     return losses.sum() / n_batch
@@ -40,18 +95,15 @@ def classification_loss(logits, targets, weights, n_batch, pos_weight=None):
 class _Labelled:
     """Targets and loss weights of the training rows, on the device; the loss of a share.
 
-    ``targets`` are class indices (1-D), or a 0/1 indicator matrix (2-D) of multi-label
-    targets, whose label ``j`` has its positives weighted by ``pos_weight[j]``.
+    ``targets`` are what ``criterion`` takes: class indices (1-D), a 0/1 indicator
+    matrix of multi-label targets, or standardised real targets (2-D).
     """
 
-    def __init__(self, targets, weights, device, batch_size, pos_weight=None):
-        targets = np.asarray(targets)
-        dtype = np.int64 if targets.ndim == 1 else np.float32
-        self.targets = torch.from_numpy(targets.astype(dtype)).to(device)
+    def __init__(self, targets, weights, device, batch_size, criterion):
+        self.criterion = criterion.to(device)
+        self.targets = criterion.target_tensor(targets, device)
         self.weights = None if weights is None else torch.from_numpy(
             np.asarray(weights, dtype=np.float32)).to(device)
-        self.pos_weight = None if pos_weight is None else torch.from_numpy(
-            np.asarray(pos_weight, dtype=np.float32)).to(device)
         self.device, self.batch_size = device, batch_size
 
     def loss(self, network, batch, part):
@@ -59,8 +111,8 @@ class _Labelled:
         rows = batch[part]
         index = torch.from_numpy(rows).to(self.device)
         weights = None if self.weights is None else self.weights[index]
-        return classification_loss(self._logits(network, rows), self.targets[index], weights,
-                                   len(batch), self.pos_weight)
+        return batch_loss(self._logits(network, rows), self.targets[index], weights,
+                          len(batch), self.criterion)
 
 
 class TokenBatches(_Labelled):
@@ -73,17 +125,17 @@ class TokenBatches(_Labelled):
     rows : ndarray of int
         The training texts of ``encoding``.
     targets, weights : ndarray
-        Class index (or 0/1 label row) and loss weight (or None) of each training text.
+        Target (class index, 0/1 label row or standardised values) and loss weight (or
+        None) of each training text.
     pad_id : int
     batch_size : int
     device : torch.device
-    pos_weight : ndarray or None
-        Multi-label only: the weight of each label's positives.
+    criterion : Criterion
     """
 
     def __init__(self, encoding, rows, targets, weights, *, pad_id, batch_size, device,
-                 pos_weight=None):
-        super().__init__(targets, weights, device, batch_size, pos_weight)
+                 criterion):
+        super().__init__(targets, weights, device, batch_size, criterion)
         self.encoding, self.rows, self.pad_id = encoding, rows, pad_id
         self.lengths = np.diff(encoding[2])[rows]
 
@@ -104,12 +156,11 @@ class FeatureBatches(_Labelled):
         On the training device.
     targets, weights : ndarray
     batch_size : int
-    pos_weight : ndarray or None
-        Multi-label only: the weight of each label's positives.
+    criterion : Criterion
     """
 
-    def __init__(self, features, targets, weights, *, batch_size, pos_weight=None):
-        super().__init__(targets, weights, features.device, batch_size, pos_weight)
+    def __init__(self, features, targets, weights, *, batch_size, criterion):
+        super().__init__(targets, weights, features.device, batch_size, criterion)
         self.features = features
 
     def batches(self, rng):

@@ -8,7 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._classifier import BertTextClassifier
+from ._base import PARAMETER_CONSTRAINTS
 from ._pretrained import DEFAULT_MODEL
 from ._validation import check_texts
 
@@ -66,7 +66,7 @@ class MaskedLMPretrainer(BaseEstimator):
 
     _parameter_constraints = {
         **{
-            name: BertTextClassifier._parameter_constraints[name]
+            name: PARAMETER_CONSTRAINTS[name]
             for name in (
                 "model_name_or_path", "max_length", "learning_rate", "weight_decay",
                 "warmup_fraction", "max_grad_norm", "batch_size", "max_iter", "device",

@@ -1,4 +1,4 @@
-"""Input checks for texts, labels and weights.
+"""Input checks for texts, labels, regression targets and weights.
 
 Every hand-written error text of the package that concerns user data lives here, so the
 wording stays consistent. This module imports nothing from skbert.
@@ -297,6 +297,67 @@ def check_indicator(y, n_samples, *, every_label=True):
                     f"the column, or add texts {'without' if value else 'with'} it."
                 )
     return Y.astype(np.float32)
+
+
+def check_targets(y, n_samples):
+    """Validate real-valued regression targets; return them as float64 of shape
+    (n_samples, n_outputs), a 1-D ``y`` as one column.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Finite numbers (bool counts as 0/1).
+    n_samples : int
+        Number of texts the targets go with.
+    """
+    if y is None:
+        raise ValueError("y is required: this regressor needs a target per text; got None.")
+    if isinstance(y, str):
+        raise ValueError("y must be an array-like of numbers; got a single str.")
+    Y = _as_array(y)
+    if Y.ndim not in (1, 2) or (Y.ndim == 2 and Y.shape[1] < 1):
+        raise ValueError(f"y must be 1-D, or 2-D with one column per output; got shape "
+                         f"{Y.shape}.")
+    if Y.shape[0] != n_samples:
+        raise ValueError(
+            f"X and y have inconsistent lengths: {n_samples} texts and {Y.shape[0]} targets."
+        )
+    Y = Y.reshape(n_samples, -1)
+    if Y.dtype.kind not in "biuf":
+        try:
+            Y = Y.astype(np.float64)
+        except (TypeError, ValueError):
+            row, column = next((i, j) for i in range(Y.shape[0]) for j in range(Y.shape[1])
+                               if not _is_number(Y[i, j]))
+            raise ValueError(
+                f"y must hold numbers; got {_describe(Y[row, column].item())} at index "
+                f"{_index(row, column, Y)}. A regressor needs real-valued targets; use "
+                "BertTextClassifier for class labels."
+            ) from None
+    Y = Y.astype(np.float64)
+    bad = np.argwhere(~np.isfinite(Y))
+    if bad.size:
+        row, column = (int(i) for i in bad[0])
+        kind = "a missing (NaN)" if np.isnan(Y[row, column]) else "an infinite"
+        raise ValueError(
+            f"y contains {kind} target at index {_index(row, column, Y)}; "
+            f"{int(np.isnan(Y).sum())} of {Y.size} targets are NaN and "
+            f"{int(np.isinf(Y).sum())} infinite. Drop or fill them before fitting."
+        )
+    return Y
+
+
+def _is_number(value):
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _index(row, column, Y):
+    """Where a target is, for messages: its row, and its column when there are several."""
+    return f"{row}, column {column}" if Y.shape[1] > 1 else f"{row}"
 
 
 def check_classes(y):

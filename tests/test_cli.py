@@ -388,7 +388,7 @@ def test_keyboard_interrupt_exits_130(
     assert status == 130 and "interrupted" in err
 
     steps = []
-    loss = _inputs.classification_loss
+    loss = _inputs.batch_loss
 
     def loss_then_ctrl_c(*args):  # Ctrl-C pressed during the second step
         steps.append(args[-1])
@@ -396,7 +396,7 @@ def test_keyboard_interrupt_exits_130(
             signal.raise_signal(signal.SIGINT)
         return loss(*args)
 
-    monkeypatch.setattr(_inputs, "classification_loss", loss_then_ctrl_c)
+    monkeypatch.setattr(_inputs, "batch_loss", loss_then_ctrl_c)
     status, _, err = _main(capsys, "fit", data, "--out", tmp_path / "m.skops",
                            *_param_args(dict(tiny_params, max_iter=3)))
     assert status == 130 and "interrupted; the output file was not written" in err

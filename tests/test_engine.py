@@ -31,7 +31,7 @@ def chunks():
 def _ctrl_c_at_loss(monkeypatch, n):
     """Press Ctrl-C (a real SIGINT) during the ``n``-th training batch from now."""
     calls = []
-    loss = _inputs.classification_loss
+    loss = _inputs.batch_loss
 
     def pressing(*args):
         calls.append(1)
@@ -39,7 +39,7 @@ def _ctrl_c_at_loss(monkeypatch, n):
             signal.raise_signal(signal.SIGINT)
         return loss(*args)
 
-    monkeypatch.setattr(_inputs, "classification_loss", pressing)
+    monkeypatch.setattr(_inputs, "batch_loss", pressing)
     return calls
 
 
@@ -90,13 +90,13 @@ def test_nan_loss_mid_chunk_is_not_counted(tiny_model_dir, chunks, monkeypatch):
     clf = BertTextClassifier(tiny_model_dir, **STREAM).partial_fit(*chunks[0], classes=[0, 1])
     before = copy.deepcopy(clf.model_.state_dict())
     calls = []
-    loss = _inputs.classification_loss
+    loss = _inputs.batch_loss
 
     def nan_on_second(*args):
         calls.append(1)
         return loss(*args) * (float("nan") if len(calls) == 2 else 1.0)
 
-    monkeypatch.setattr(_inputs, "classification_loss", nan_on_second)
+    monkeypatch.setattr(_inputs, "batch_loss", nan_on_second)
     with pytest.raises(FloatingPointError, match="not counted"):
         clf.partial_fit(*chunks[1])
     assert clf.n_iter_ == 1 and clf.n_samples_seen_ == 40
@@ -221,7 +221,8 @@ def test_early_stopping_scores_with_the_weights(tiny_params, toy_data):
                   class_weight={0: 1.0, 1: 3.0}, inference_dtype="float32", max_length=32)
     clf = BertTextClassifier(**params).fit(X, y, sample_weight=weights)
     seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
-    _, val = _fitting.validation_split(clf, y, seed, incremental=False)
+    _, val = _fitting.validation_split(y, seed, 0.3, why="early_stopping",
+                                      stratify=True)
     combined = weights[val] * np.where(y[val] == 1, 3.0, 1.0)
     expected = clf.score([X[i] for i in val], y[val], sample_weight=combined)
     unweighted = clf.score([X[i] for i in val], y[val])

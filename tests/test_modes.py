@@ -58,7 +58,7 @@ def test_cached_features_train_the_same_head_as_on_the_fly(frozen_params, toy_da
     seed = int(np.random.RandomState(3).randint(np.iinfo(np.int32).max))
     tokenizer = cached.tokenizer_
     from skbert._engine import Trainer, TrainingPlan, TrainingState
-    from skbert._inputs import TokenBatches
+    from skbert._inputs import Criterion, TokenBatches
     from skbert._pretrained import load_backbone
     from skbert._tokenization import encode
 
@@ -76,7 +76,7 @@ def test_cached_features_train_the_same_head_as_on_the_fly(frozen_params, toy_da
     state = TrainingState(torch.optim.AdamW(groups), TrainingPlan(int(0.1 * steps), steps),
                           seed=seed, device=cpu, generator_state=generator)
     source = OnTheFly(encoding, np.arange(len(X)), y, None, pad_id=0,
-                      batch_size=ref.batch_size, device=cpu)
+                      batch_size=ref.batch_size, device=cpu, criterion=Criterion("multiclass"))
     Trainer(module, module, state, device=cpu, max_grad_norm=ref.max_grad_norm).train(source, 2)
     for a, b in zip(cached.model_.head.parameters(), module.head.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from skbert import BertTextClassifier
 from skbert._classifier import TRUSTED_TYPES
 from skbert._fitting import pos_weights, tuned_thresholds, validation_split
-from skbert._inputs import classification_loss
+from skbert._inputs import Criterion, batch_loss
 
 from .conftest import make_multilabel_texts
 
@@ -111,9 +111,9 @@ def test_pos_weight_from_class_weight():
     weight = torch.tensor([3.0, 1.0])
     expected = torch.nn.functional.binary_cross_entropy_with_logits(
         logits, torch.from_numpy(Y), pos_weight=weight, reduction="none").mean(1).sum() / 4
-    got = classification_loss(logits, torch.from_numpy(Y), None, 4, weight)
+    got = batch_loss(logits, torch.from_numpy(Y), None, 4, Criterion("multilabel", weight))
     assert got.item() == pytest.approx(expected.item())
-    unweighted = classification_loss(logits, torch.from_numpy(Y), None, 4)
+    unweighted = batch_loss(logits, torch.from_numpy(Y), None, 4, Criterion("multilabel"))
     assert got.item() > unweighted.item()
 
 
@@ -252,7 +252,8 @@ def test_label_missing_from_the_held_out_part_keeps_one_half(tiny_params, multil
     for random_state in range(20):  # a split that holds out neither positive
         clf = BertTextClassifier(**dict(params, random_state=random_state))
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))  # as fit
-        _, val_rows = validation_split(clf, Y.astype(np.float32), seed, False)
+        _, val_rows = validation_split(Y, seed, 0.2, why="tune_thresholds",
+                                       stratify=False)
         if not Y[val_rows, 2].any():
             break
     with pytest.warns(UserWarning, match=r"no text with label column\(s\) \[2\]"):

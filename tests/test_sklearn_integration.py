@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-from sklearn.base import clone, is_classifier
+from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import estimator_checks as ec
 
-from skbert import BertTextClassifier
+from skbert import BertTextClassifier, BertTextRegressor
 
 # The checks of scikit-learn that apply to an estimator of raw text; the others feed
 # numeric matrices (parametrize_with_checks skips string-input estimators anyway).
@@ -27,15 +27,20 @@ GENERIC_CHECKS = [
 ]
 
 
+ESTIMATORS = [BertTextClassifier, BertTextRegressor]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("check", GENERIC_CHECKS, ids=lambda c: c.__name__)
-def test_sklearn_generic_check(check):
+def test_sklearn_generic_check(check, cls):
     """Check that a scikit-learn estimator check passes."""
-    check("BertTextClassifier", BertTextClassifier())
+    check(cls.__name__, cls())
 
 
-def test_sklearn_param_validation(tiny_params):
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_sklearn_param_validation(tiny_params, cls):
     """Check that every parameter is validated with scikit-learn's own error."""
-    ec.check_param_validation("BertTextClassifier", BertTextClassifier(**tiny_params))
+    ec.check_param_validation(cls.__name__, cls(**tiny_params))
 
 
 def test_is_classifier_and_tags():
@@ -44,6 +49,15 @@ def test_is_classifier_and_tags():
     assert is_classifier(clf)
     tags = clf.__sklearn_tags__()
     assert tags.estimator_type == "classifier"
+    assert tags.input_tags.string and not tags.input_tags.two_d_array
+
+
+def test_is_regressor_and_tags():
+    """Check that scikit-learn sees a multi-output regressor of strings."""
+    reg = BertTextRegressor()
+    assert is_regressor(reg) and not is_classifier(reg)
+    tags = reg.__sklearn_tags__()
+    assert tags.estimator_type == "regressor" and tags.target_tags.multi_output
     assert tags.input_tags.string and not tags.input_tags.two_d_array
 
 
