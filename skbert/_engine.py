@@ -408,7 +408,7 @@ class Trainer:
             count += len(rows)
             if stop:  # pressed during this step, which is complete
                 raise Interrupted([total / count])
-        self.state.samples_seen += count  # a complete pass
+        self.state.samples_seen += source.n_texts  # a complete pass
         return total / max(count, 1)
 
 

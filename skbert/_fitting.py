@@ -4,8 +4,8 @@ Building an estimator's :class:`~skbert._engine.Trainer` (pretrained parts, head
 initialisation, optimizer, plan), rebuilding it from a saved training state, the batch
 sources of a fit, loss weights, the validation split, and the checks of a stream.
 Functions of an estimator's parameters; the estimator calls them. Of skbert it uses
-``_engine``, ``_inputs``, ``_modeling``, ``_pretrained``, ``_training``, ``_batching``
-and ``_validation``.
+``_engine``, ``_inputs``, ``_modeling``, ``_pretrained``, ``_training``, ``_batching``,
+``_tokenization`` and ``_validation``.
 """
 
 import warnings
@@ -18,6 +18,7 @@ from . import _modeling, _pretrained, _training
 from ._batching import count_batches, smallest_batch, sorted_batches
 from ._engine import Trainer, TrainingPlan, TrainingState
 from ._inputs import FeatureBatches, TokenBatches
+from ._tokenization import pool_windows
 
 # Default token budget of a prediction batch (padded length times texts). On a
 # 2-core AVX-512 CPU 2,048 was fastest in benchmarks/bench_predict.py (larger batches
@@ -45,13 +46,26 @@ def plan(estimator, n_train, incremental):
     return TrainingPlan(max(1, round(fraction * per_pass)), None, "inverse_sqrt")
 
 
-def new_trainer(estimator, n_outputs, n_train, seed, incremental, device, parallel):
-    """Load the pretrained parts (or continue a fitted network) and build its trainer."""
+def tokenizer_for(estimator, incremental):
+    """The tokenizer of a new run: the fitted one when ``partial_fit`` continues a fitted
+    network, else the pretrained model's."""
+    if incremental and hasattr(estimator, "model_"):
+        return estimator.tokenizer_
+    return _pretrained.load_tokenizer(estimator.model_name_or_path)
+
+
+def new_trainer(estimator, tokenizer, n_outputs, n_train, seed, incremental, device,
+                parallel):
+    """Load the pretrained network (or continue a fitted one) and build its trainer.
+
+    ``n_train`` counts training rows (windows of texts under ``truncation="window"``),
+    which the learning-rate schedule plans steps over; ``tokenizer`` is
+    ``tokenizer_for``'s.
+    """
     warm = incremental and hasattr(estimator, "model_")  # a fitted or loaded estimator
     if warm:
-        tokenizer, module = estimator.tokenizer_, estimator.model_
+        module = estimator.model_
     else:
-        tokenizer = _pretrained.load_tokenizer(estimator.model_name_or_path)
         backbone = _pretrained.load_backbone(
             _pretrained.resolve_model_path(estimator.model_name_or_path)
         )
@@ -121,29 +135,36 @@ def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights
     """The training batch source and the validation scorer (None without early stopping).
 
     Full fine-tuning trains on token batches. With ``freeze_base`` the frozen backbone's
-    pooled features are computed once (length-sorted, no grad) and are the input. The
+    pooled features are computed once (length-sorted, no grad) and are the input. Under
+    ``truncation="window"`` every window of a text is a training row with the text's
+    target and weight, and a held-out text's outputs pool its windows'. The
     validation score is the estimator's ``score`` (``criterion.score``) on the held-out
     rows, weighted as ``score(X, y, sample_weight)`` would weigh them.
     """
     module, device = trainer.module, trainer.device
     pad_id = trainer.tokenizer.pad_token_id
-    w_train = None if weights is None else weights[train_rows]
+    sequences, owner = encoding.sequences(train_rows)
+    of_row = train_rows if owner is None else train_rows[owner]  # each window its text's
+    w_train = None if weights is None else weights[of_row]
     if estimator.freeze_base:
-        features = _features(estimator, module, encoding, train_rows, pad_id, device)
-        source = FeatureBatches(features, targets[train_rows], w_train,
-                                batch_size=estimator.batch_size, criterion=criterion)
+        features = _features(estimator, module, encoding, sequences, pad_id, device)
+        source = FeatureBatches(features, targets[of_row], w_train,
+                                batch_size=estimator.batch_size, criterion=criterion,
+                                n_texts=len(train_rows))
     else:
-        source = TokenBatches(encoding, train_rows, targets[train_rows], w_train,
+        source = TokenBatches(encoding, sequences, targets[of_row], w_train,
                               pad_id=pad_id, batch_size=estimator.batch_size, device=device,
-                              criterion=criterion)
+                              criterion=criterion, n_texts=len(train_rows))
     if val_rows is None or not estimator.early_stopping:
         return source, None
     if estimator.freeze_base:
-        val_features = _features(estimator, module, encoding, val_rows, pad_id, device)
+        val_sequences, val_owner = encoding.sequences(val_rows)
+        val_features = _features(estimator, module, encoding, val_sequences, pad_id, device)
 
         def val_logits():
             with torch.inference_mode():
-                return module.head(val_features).float().cpu().numpy()
+                out = module.head(val_features).float().cpu().numpy()
+            return pool_windows(out, val_owner, estimator.window_pooling)
     else:
         def val_logits():
             return logits(estimator, module, encoding, val_rows, pad_id, device)
@@ -168,9 +189,9 @@ def _features(estimator, module, encoding, rows, pad_id, device):
 def logits(estimator, module, encoding, rows, pad_id, device, *, features=False):
     """Logits of the texts ``rows`` of ``encoding`` (all when None), in that order,
     length-sorted under the token budget; the budget halves after running out of memory.
-    With ``features``, the pooled features that the head maps to the logits."""
-    if rows is None:
-        rows = np.arange(len(encoding[2]) - 1)
+    With ``features``, the pooled features that the head maps to the logits. A text of
+    several windows gets the mean (or max: ``window_pooling``) of its windows' rows."""
+    rows, owner = encoding.sequences(np.arange(encoding.n_texts) if rows is None else rows)
     module.eval()
     budget = batch_tokens(estimator, device)
     dtype = _training.inference_dtype(estimator.inference_dtype, device)
@@ -178,9 +199,10 @@ def logits(estimator, module, encoding, rows, pad_id, device, *, features=False)
         batches = sorted_batches(np.diff(encoding[2])[rows], budget,
                                  multiple_of=_training.pad_multiple(device.type))
         try:
-            return _training.predict_batches(module.features if features else module,
-                                             encoding, rows, batches, pad_id=pad_id,
-                                             device=device, dtype=dtype)
+            out = _training.predict_batches(module.features if features else module,
+                                            encoding, rows, batches, pad_id=pad_id,
+                                            device=device, dtype=dtype)
+            return pool_windows(out, owner, estimator.window_pooling)
         except torch.OutOfMemoryError:
             if budget <= MIN_BATCH_TOKENS:
                 raise

@@ -3,7 +3,9 @@
 Each source has ``batches(rng)`` (row positions of each batch, drawn anew every pass;
 ``_batching.count_batches`` says how many) and ``loss(network, batch, part)``: the loss of the
 positions ``part`` of ``batch`` (this process's share; ``slice(None)`` for all), such that
-the shares of a batch add up to its mean loss. Sources hold tensors and arrays only, no estimator.
+the shares of a batch add up to its mean loss; ``n_texts`` is what a complete pass counts
+as trained on (the texts, also when a text is several windows). Sources hold tensors and
+arrays only, no estimator.
 A :class:`Criterion` says what the targets are (classes, labels, real values) and how
 outputs are scored against them.
 
@@ -99,7 +101,8 @@ class _Labelled:
     matrix of multi-label targets, or standardised real targets (2-D).
     """
 
-    def __init__(self, targets, weights, device, batch_size, criterion):
+    def __init__(self, targets, weights, device, batch_size, criterion, n_texts=None):
+        self.n_texts = len(targets) if n_texts is None else n_texts
         self.criterion = criterion.to(device)
         self.targets = criterion.target_tensor(targets, device)
         self.weights = None if weights is None else torch.from_numpy(
@@ -120,10 +123,10 @@ class TokenBatches(_Labelled):
 
     Parameters
     ----------
-    encoding : tuple of (ids, type_ids, offsets)
+    encoding : skbert._tokenization.Encoding
         From ``_tokenization.encode``.
     rows : ndarray of int
-        The training texts of ``encoding``.
+        The training sequences of ``encoding`` (texts, or windows of texts).
     targets, weights : ndarray
         Target (class index, 0/1 label row or standardised values) and loss weight (or
         None) of each training text.
@@ -131,11 +134,13 @@ class TokenBatches(_Labelled):
     batch_size : int
     device : torch.device
     criterion : Criterion
+    n_texts : int or None
+        Texts the rows are of (None: one row a text).
     """
 
     def __init__(self, encoding, rows, targets, weights, *, pad_id, batch_size, device,
-                 criterion):
-        super().__init__(targets, weights, device, batch_size, criterion)
+                 criterion, n_texts=None):
+        super().__init__(targets, weights, device, batch_size, criterion, n_texts)
         self.encoding, self.rows, self.pad_id = encoding, rows, pad_id
         self.lengths = np.diff(encoding[2])[rows]
 
@@ -157,10 +162,12 @@ class FeatureBatches(_Labelled):
     targets, weights : ndarray
     batch_size : int
     criterion : Criterion
+    n_texts : int or None
+        Texts the rows are of (None: one row a text).
     """
 
-    def __init__(self, features, targets, weights, *, batch_size, criterion):
-        super().__init__(targets, weights, features.device, batch_size, criterion)
+    def __init__(self, features, targets, weights, *, batch_size, criterion, n_texts=None):
+        super().__init__(targets, weights, features.device, batch_size, criterion, n_texts)
         self.features = features
 
     def batches(self, rng):
@@ -180,7 +187,7 @@ class MaskedTokenBatches:
 
     Parameters
     ----------
-    encoding : tuple of (ids, type_ids, offsets)
+    encoding : skbert._tokenization.Encoding
     special_ids : torch.Tensor
         Token ids never masked.
     probability : float
@@ -198,6 +205,7 @@ class MaskedTokenBatches:
         self.mask_id, self.vocab_size, self.pad_id = mask_id, vocab_size, pad_id
         self.batch_size, self.device, self.generator = batch_size, device, generator
         self.lengths = np.diff(encoding[2])
+        self.n_texts = len(self.lengths)
 
     def batches(self, rng):
         return training_batches(self.lengths, self.batch_size, rng, length_grouped=True)

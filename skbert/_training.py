@@ -195,7 +195,7 @@ def adamw(groups, device):
 
 def batch_to_device(encoding, rows, pad_id, device):
     """Pad the texts ``rows`` of ``encoding`` and move the tensors to ``device``."""
-    ids, type_ids, offsets = encoding
+    ids, type_ids, offsets = encoding[:3]
     input_ids, mask, token_type_ids = pad_batch(
         ids, offsets, rows, pad_id, type_ids, multiple_of=pad_multiple(device.type)
     )
@@ -222,10 +222,10 @@ def predict_batches(
     forward : callable
         Maps a batch of padded tensors (keyword arguments) to one output row per
         text: the module itself for logits, its ``features`` for pooled vectors.
-    encoding : tuple of (ids, type_ids, offsets)
-        Flat token ids of all texts.
+    encoding : skbert._tokenization.Encoding
+        Flat token ids of all sequences.
     rows : ndarray of int of shape (n,)
-        Which texts of ``encoding`` to run.
+        Which sequences of ``encoding`` to run.
     batches : list of ndarray
         Positions in ``rows`` of each batch; together every position exactly once.
     pad_id : int

@@ -1,0 +1,312 @@
+"""Long texts: truncation="head", "head_tail" and "window" (overlapping windows pooled)."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skbert import BertTextClassifier, BertTextRegressor
+from skbert._tokenization import HEAD_SHARE, encode, pool_windows, special_tokens
+
+from .conftest import _NEUTRAL, make_multilabel_texts
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    from skbert._pretrained import load_tokenizer
+
+    return load_tokenizer(tiny_model_dir)
+
+
+def _whole(tokenizer, text):
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _texts(draw_lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(_NEUTRAL, size=n)) for n in draw_lengths]
+
+
+# ------------------------------------------------------------------ tokenization
+@settings(max_examples=40, deadline=None)
+@given(lengths=st.lists(st.integers(0, 60), min_size=1, max_size=6),
+       max_length=st.integers(3, 24), stride_share=st.floats(0.01, 1.0))
+def test_windows_cover_every_token_in_order(tokenizer, lengths, max_length, stride_share):
+    """Check that each window is [CLS] + a contiguous run of the text's tokens + [SEP],
+    of at most max_length, starting every `stride` tokens, the last reaching the end:
+    every token of a text is in at least one window."""
+    prefix, suffix = special_tokens(tokenizer)
+    room = max_length - len(prefix) - len(suffix)
+    stride = max(1, int(room * stride_share))
+    texts = _texts(lengths, seed=max_length)
+    enc = encode(tokenizer, texts, max_length, truncation="window", stride=stride)
+    assert enc.n_texts == len(texts) and enc.windows[0] == 0
+    for i, text in enumerate(texts):
+        whole = _whole(tokenizer, text)
+        covered = np.zeros(len(whole), dtype=bool)
+        first, last = enc.windows[i], enc.windows[i + 1]
+        assert last > first
+        for k in range(first, last):
+            window = enc.ids[enc.offsets[k]:enc.offsets[k + 1]].tolist()
+            assert len(window) <= max_length
+            assert window[:len(prefix)] == prefix and window[len(window) - len(suffix):] == suffix
+            body = window[len(prefix):len(window) - len(suffix)]
+            start = (k - first) * stride
+            assert body == whole[start:start + room]
+            covered[start:start + len(body)] = True
+        assert covered.all()
+        # No window more than needed: only the last one reaches the end of the text.
+        expected = 1 if len(whole) <= room else -(-(len(whole) - room) // stride) + 1
+        assert last - first == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(lengths=st.lists(st.integers(0, 60), min_size=1, max_size=5),
+       max_length=st.integers(3, 24))
+def test_head_tail_keeps_the_first_quarter_and_the_end(tokenizer, lengths, max_length):
+    """Check that a long text keeps its first int(room * HEAD_SHARE) tokens and its last
+    ones up to max_length, and that a text that fits is its "head" encoding."""
+    prefix, suffix = special_tokens(tokenizer)
+    room = max_length - len(prefix) - len(suffix)
+    texts = _texts(lengths, seed=max_length + 1)
+    enc = encode(tokenizer, texts, max_length, truncation="head_tail")
+    head = encode(tokenizer, texts, max_length)
+    assert enc.windows is None and len(enc.offsets) == len(texts) + 1
+    for i, text in enumerate(texts):
+        whole = _whole(tokenizer, text)
+        got = enc.ids[enc.offsets[i]:enc.offsets[i + 1]].tolist()
+        if len(whole) <= room:
+            assert got == head.ids[head.offsets[i]:head.offsets[i + 1]].tolist()
+            continue
+        n_head = int(room * HEAD_SHARE)
+        body = whole[:n_head] + whole[len(whole) - (room - n_head):]
+        assert got == prefix + body + suffix and len(got) == max_length
+
+
+def test_short_texts_encode_alike_under_every_truncation(tokenizer):
+    """Check that texts within max_length are one and the same sequence in every mode."""
+    texts = _texts([0, 1, 5, 9])
+    head = encode(tokenizer, texts, 32)
+    for mode in ("head_tail", "window"):
+        other = encode(tokenizer, texts, 32, truncation=mode)
+        np.testing.assert_array_equal(other.ids, head.ids)
+        np.testing.assert_array_equal(other.offsets, head.offsets)
+
+
+@settings(max_examples=40, deadline=None)
+@given(counts=st.lists(st.integers(1, 4), min_size=1, max_size=6),
+       how=st.sampled_from(["mean", "max"]))
+def test_pool_windows_matches_a_loop(counts, how):
+    """Check pooling of each text's consecutive rows against a plain loop."""
+    rng = np.random.default_rng(len(counts))
+    values = rng.normal(size=(sum(counts), 3)).astype(np.float32)
+    owner = np.repeat(np.arange(len(counts)), counts)
+    expected = np.array([getattr(values[owner == i], how)(0) for i in range(len(counts))])
+    np.testing.assert_allclose(pool_windows(values, owner, how), expected, rtol=1e-6,
+                               atol=1e-6)
+
+
+def test_sequences_of_rows_in_any_order(tokenizer):
+    """Check Encoding.sequences: the windows of each requested text, in request order."""
+    texts = _texts([30, 2, 50])
+    enc = encode(tokenizer, texts, 10, truncation="window", stride=4)
+    rows = np.array([2, 0])
+    sequences, owner = enc.sequences(rows)
+    expected = [k for i in rows for k in range(enc.windows[i], enc.windows[i + 1])]
+    assert sequences.tolist() == expected
+    assert owner.tolist() == [j for j, i in enumerate(rows)
+                              for _ in range(enc.windows[i + 1] - enc.windows[i])]
+
+
+def test_stride_larger_than_a_window_is_refused(tokenizer, tiny_params):
+    """Check that a stride that would skip tokens is refused, naming window_stride."""
+    with pytest.raises(ValueError, match=r"window_stride=9 is larger than a window's 8 text "
+                                         r"tokens \(max_length=10 minus 2"):
+        encode(tokenizer, ["a b c"], 10, truncation="window", stride=9)
+    clf = BertTextClassifier(**dict(tiny_params, max_length=10, truncation="window",
+                                    window_stride=9))
+    with pytest.raises(ValueError, match="window_stride=9"):
+        clf.fit(["good film", "bad film"] * 4, [1, 0] * 4)
+
+
+@pytest.mark.parametrize("mode", ["head_tail", "window"])
+def test_text_pairs_take_head_truncation_only(tiny_params, mode):
+    """Check that text pairs under another truncation are refused before training."""
+    pairs = np.array([["good film", "yes"], ["bad film", "no"]] * 4)
+    with pytest.raises(ValueError, match=rf"truncation='{mode}' applies to single texts"):
+        BertTextClassifier(**dict(tiny_params, truncation=mode)).fit(pairs, [1, 0] * 4)
+
+
+# --------------------------------------------------------------------- training
+def _tail_task(n, seed):
+    """Long texts whose label shows only in their last word: "head" cannot see it."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    texts = [" ".join([*rng.choice(_NEUTRAL, size=int(rng.integers(30, 45))),
+                       ["bad", "good"][label]]) for label in y]
+    return texts, y
+
+
+@pytest.fixture(scope="module")
+def tail_task():
+    X, y = _tail_task(200, seed=3)
+    return X[:140], y[:140], X[140:], y[140:]
+
+
+@pytest.fixture(scope="module")
+def long_params(tiny_params):
+    return dict(tiny_params, max_length=16, max_iter=6)
+
+
+@pytest.fixture(scope="module")
+def window_clf(long_params, tail_task):
+    X, y, _, _ = tail_task
+    return BertTextClassifier(**dict(long_params, truncation="window")).fit(X, y)
+
+
+def test_head_cannot_learn_the_end_but_head_tail_and_window_can(long_params, tail_task,
+                                                                window_clf):
+    """Check that the label at a long text's end is learned only where the end is kept."""
+    X, y, X_test, y_test = tail_task
+    head = BertTextClassifier(**long_params).fit(X, y)
+    head_tail = BertTextClassifier(**dict(long_params, truncation="head_tail")).fit(X, y)
+    assert head.score(X_test, y_test) < 0.7
+    assert head_tail.score(X_test, y_test) > 0.9
+    assert window_clf.score(X_test, y_test) > 0.9
+
+
+def test_window_training_counts_texts_and_plans_windows(long_params, tail_task, window_clf):
+    """Check that a pass counts texts in n_samples_seen_, while the schedule and the
+    steps run over the windows (each window a training row)."""
+    X, y, _, _ = tail_task
+    assert window_clf.n_samples_seen_ == long_params["max_iter"] * len(X)
+    enc = encode(window_clf.tokenizer_, X, 16, truncation="window")
+    n_windows = int(enc.windows[-1])
+    assert n_windows > 2 * len(X)  # a real test: long texts are several windows
+    from skbert import _fitting
+
+    plans = []
+    real = _fitting.plan
+    try:
+        _fitting.plan = lambda est, n, inc: plans.append(n) or real(est, n, inc)
+        BertTextClassifier(**dict(long_params, truncation="window", max_iter=1)).fit(X, y)
+    finally:
+        _fitting.plan = real
+    assert plans == [n_windows]
+
+
+@pytest.mark.parametrize("how", ["mean", "max"])
+def test_window_outputs_pool_the_windows_logits(window_clf, tail_task, how):
+    """Check decision_function against the network run on each window by hand, pooled."""
+    _, _, X_test, _ = tail_task
+    clf = pickle.loads(pickle.dumps(window_clf)).set_params(window_pooling=how,
+                                                            inference_dtype="float32")
+    enc = encode(clf.tokenizer_, X_test[:5], 16, truncation="window")
+    expected = []
+    with torch.inference_mode():
+        for i in range(5):
+            rows = [enc.ids[enc.offsets[k]:enc.offsets[k + 1]]
+                    for k in range(enc.windows[i], enc.windows[i + 1])]
+            logits = torch.stack([clf.model_(
+                input_ids=torch.as_tensor(r, dtype=torch.long)[None],
+                attention_mask=torch.ones(1, len(r), dtype=torch.long))[0] for r in rows])
+            pooled = logits.mean(0) if how == "mean" else logits.max(0).values
+            expected.append((pooled[1] - pooled[0]).item())
+    np.testing.assert_allclose(clf.decision_function(X_test[:5]), expected, atol=1e-5)
+    proba = clf.predict_proba(X_test[:5])
+    np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-6)
+
+
+@settings(max_examples=5, deadline=None)
+@given(order=st.permutations(range(12)), budget=st.integers(16, 300))
+def test_window_predictions_ignore_order_and_budget(window_clf, tail_task, order, budget):
+    """Check that predictions of a text do not depend on its neighbours, their order or
+    the token budget (which counts windows)."""
+    _, _, X_test, _ = tail_task
+    texts = X_test[:12]
+    clf = pickle.loads(pickle.dumps(window_clf)).set_params(inference_dtype="float32")
+    reference = clf.predict_proba(texts)
+    clf.set_params(predict_batch_tokens=budget)
+    shuffled = clf.predict_proba([texts[i] for i in order])
+    np.testing.assert_allclose(shuffled, reference[list(order)], atol=1e-5)
+
+
+def test_window_model_round_trips_with_skops(window_clf, tail_task, tmp_path):
+    """Check that the truncation settings travel with the model and predict alike."""
+    import skops.io as sio
+
+    from skbert import TRUSTED_TYPES
+
+    _, _, X_test, _ = tail_task
+    sio.dump(window_clf, tmp_path / "m.skops")
+    loaded = sio.load(tmp_path / "m.skops", trusted=TRUSTED_TYPES)
+    assert loaded.truncation == "window"
+    np.testing.assert_allclose(loaded.predict_proba(X_test), window_clf.predict_proba(X_test),
+                               atol=1e-6)
+
+
+def test_window_early_stopping_holds_out_texts(long_params, tail_task):
+    """Check that early stopping splits texts (not windows) and scores pooled texts."""
+    X, y, _, _ = tail_task
+    clf = BertTextClassifier(**dict(long_params, truncation="window", early_stopping=True,
+                                    validation_fraction=0.25, n_iter_no_change=10)).fit(X, y)
+    assert len(clf.validation_scores_) == long_params["max_iter"]
+    assert clf.n_samples_seen_ == long_params["max_iter"] * (len(X) - 35)
+    assert max(clf.validation_scores_) > 0.85
+
+
+def test_window_frozen_base_stream_and_transform(long_params, tail_task):
+    """Check a frozen base on windows, a partial_fit stream counting texts, and
+    transform pooling the windows' features."""
+    X, y, X_test, _ = tail_task
+    params = dict(long_params, truncation="window", freeze_base=True, learning_rate=1e-2)
+    clf = BertTextClassifier(**params).fit(X, y)
+    features = clf.transform(X_test[:4])
+    assert features.shape == (4, 32) and features.dtype == np.float32
+    stream = BertTextClassifier(**dict(params, freeze_base=False, learning_rate=5e-3))
+    stream.partial_fit(X[:70], y[:70], classes=[0, 1]).partial_fit(X[70:], y[70:])
+    assert stream.n_samples_seen_ == len(X) and stream.n_iter_ == 2
+
+
+def test_window_multilabel_and_regression(long_params):
+    """Check that multi-label thresholds and a regressor run on pooled windows."""
+    X, Y = make_multilabel_texts(60, seed=2)
+    X = [text + " " + " ".join(["film"] * 30) for text in X]  # long: several windows
+    clf = BertTextClassifier(**dict(long_params, truncation="window", tune_thresholds=True,
+                                    validation_fraction=0.3, max_iter=2)).fit(X, Y)
+    assert clf.predict(X[:5]).shape == (5, 3) and clf.thresholds_.shape == (3,)
+    reg = BertTextRegressor(**dict(long_params, truncation="window", max_iter=2))
+    reg.fit(X, Y.sum(1).astype(float))
+    assert reg.predict(X[:5]).shape == (5,)
+
+
+def test_command_line_fits_and_predicts_windows(tiny_params, tail_task, tmp_path, capsys):
+    """Check that --param truncation=window reaches the model, and that skbert predict
+    writes the pooled predictions of the saved model."""
+    import pandas as pd
+
+    from skbert._cli import main
+
+    X, y, X_test, _ = tail_task
+    pd.DataFrame({"text": X, "label": y}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"text": X_test}).to_csv(tmp_path / "test.csv", index=False)
+    params = dict(tiny_params, max_length=16, max_iter=2, truncation="window",
+                  window_stride=7, window_pooling="max")
+    args = [a for k, v in params.items() for a in ("--param", f"{k}={v!r}")]
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m.skops"),
+                 "--quiet", *args]) == 0
+    assert main(["predict", str(tmp_path / "m.skops"), str(tmp_path / "test.csv"), "--out",
+                 str(tmp_path / "p.csv"), "--proba", "--quiet"]) == 0
+    capsys.readouterr()
+    import skops.io as sio
+
+    from skbert import TRUSTED_TYPES
+
+    model = sio.load(tmp_path / "m.skops", trusted=TRUSTED_TYPES)
+    assert (model.truncation, model.window_stride, model.window_pooling) == ("window", 7, "max")
+    written = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_allclose(written[["proba_0", "proba_1"]].to_numpy(),
+                               model.predict_proba(X_test), atol=1e-6)
