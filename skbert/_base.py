@@ -24,13 +24,17 @@ from ._validation import check_sample_weight, check_texts, is_pair_input, iter_t
 
 # Texts validated, tokenized and predicted together: bounds memory on huge inputs.
 _PREDICT_CHUNK_SIZE = 16384
+# A call warns when more than this share of its texts lose tokens to truncation.
+_TRUNCATED_SHARE = 0.05
 # The only types skops must trust to load a fitted estimator or checkpoint.
 TRUSTED_TYPES = ["skbert._classifier.BertTextClassifier", "skbert._regressor.BertTextRegressor"]
 # The persisted estimator's format (pickle, skops, checkpoints). Raise it when the saved
 # state changes shape, and teach __setstate__ to read the older ones. Format 0: skbert
 # 0.1.0 files before the number existed (no head/frozen entry in the network's state;
 # parameters added since are missing). Format 1: the number and skbert's version saved.
-_FORMAT = 1
+# Format 2: a truncation other than "head", which a format-1 reader would ignore (and
+# predict from the head of each text); estimators with "head" keep writing format 1.
+_FORMAT = 2
 # The training state's file in a checkpoint folder (beside estimator.skops).
 _STATE_FILE = "training_state.pt"
 # Serialises building the int8 copy of a model when threads predict at once.
@@ -39,6 +43,7 @@ _INT8_LOCK = threading.Lock()
 # The parameters of every estimator; each adds those of its targets.
 PARAMETER_CONSTRAINTS = {
     "model_name_or_path": [str, os.PathLike],
+    "revision": [str, None],
     "max_length": [Interval(Integral, 2, None, closed="left")],
     "truncation": [StrOptions({"head", "head_tail", "window"})],
     "window_stride": [Interval(Integral, 1, None, closed="left"), None],
@@ -118,8 +123,8 @@ class _BertTextEstimator(BaseEstimator):
     _run_attributes = ()
 
     def __init__(
-        self, model_name_or_path, *, max_length, truncation, window_stride, window_pooling,
-        pooling, freeze_base, head, head_dropout,
+        self, model_name_or_path, *, revision, max_length, truncation, window_stride,
+        window_pooling, pooling, freeze_base, head, head_dropout,
         learning_rate, head_learning_rate, layer_decay, weight_decay, warmup_fraction,
         max_grad_norm, batch_size, max_iter, early_stopping, validation_fraction,
         n_iter_no_change, tol, device, training_dtype, inference_dtype,
@@ -127,6 +132,7 @@ class _BertTextEstimator(BaseEstimator):
         random_state, verbose,
     ):
         self.model_name_or_path = model_name_or_path
+        self.revision = revision
         self.max_length = max_length
         self.truncation = truncation
         self.window_stride = window_stride
@@ -200,6 +206,11 @@ class _BertTextEstimator(BaseEstimator):
         from ._engine import EarlyStopping, Interrupted, oom_error, warn_interrupted
         from ._training import resolve_device
 
+        if incremental and self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: a chunk has no "
+                "held-out data. Set early_stopping=False, or use fit."
+            )
         texts = check_texts(X)
         sample_weight = check_sample_weight(sample_weight, len(texts))
         trainer = self.__dict__.get("_trainer")
@@ -210,6 +221,7 @@ class _BertTextEstimator(BaseEstimator):
         tokenizer = (trainer.tokenizer if trainer is not None
                      else _fitting.tokenizer_for(self, incremental))
         encoding = self._encode(tokenizer, texts, cache=True)
+        self._warn_truncated(tokenizer, texts, encoding, stacklevel=6)
         seed, parallel = None, None if trainer is None else trainer.parallel
         if trainer is None:  # a new run: its seed, device and processes
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -277,6 +289,25 @@ class _BertTextEstimator(BaseEstimator):
             )
         return encode(tokenizer, texts, self.max_length, truncation=self.truncation,
                       stride=self.window_stride, cache=cache)
+
+    def _warn_truncated(self, tokenizer, texts, encoding, stacklevel):
+        """Warn when more than ``_TRUNCATED_SHARE`` of ``texts`` were cut; return whether
+        it warned."""
+        from ._tokenization import count_truncated
+
+        cut = count_truncated(tokenizer, texts, encoding, self.max_length)
+        if cut <= _TRUNCATED_SHARE * len(texts):
+            return False
+        kept = ("its first" if self.truncation == "head"
+                else "the first quarter and the last of its")
+        warnings.warn(
+            f"{cut} of {len(texts)} texts ({cut / len(texts):.0%}) are longer than "
+            f"max_length={self.max_length} tokens; truncation={self.truncation!r} keeps "
+            f"{kept} {self.max_length} tokens. Raise max_length (up to the model's "
+            "max_position_embeddings), or set truncation='window' to read every token.",
+            UserWarning, stacklevel=stacklevel,
+        )
+        return True
 
     def _check_stream_continues(self, texts):
         """Refuse a halted stream, a network ``set_params`` would rebuild, and a switch
@@ -537,7 +568,10 @@ class _BertTextEstimator(BaseEstimator):
         if not isinstance(estimator, cls):
             raise broken(model_file, TypeError(f"it holds a {type(estimator).__name__}"))
         try:
-            state = torch.load(state_file, weights_only=True)
+            # Onto the CPU first: each process then moves the state to its own device
+            # (and a GPU checkpoint read on a CPU-only machine gets a message, not a
+            # CUDA error).
+            state = torch.load(state_file, map_location="cpu", weights_only=True)
             if not isinstance(state, dict):
                 raise TypeError(f"it holds a {type(state).__name__}, not a training state")
         except Exception as exc:
@@ -600,7 +634,16 @@ class _BertTextEstimator(BaseEstimator):
                 kind = "text pairs" if self.text_pairs_ else "single texts"
                 raise ValueError(
                     f"This {type(self).__name__} was fitted on {kind}; X must be {kind} too.")
-            return self._encode(self.tokenizer_, texts)
+            return texts, self._encode(self.tokenizer_, texts)
+
+        warned = False
+
+        def encoded(pending):  # the encoding of a chunk; a call warns once about cuts
+            nonlocal warned
+            texts, encoding = pending.result()
+            if not warned:
+                warned = self._warn_truncated(self.tokenizer_, texts, encoding, stacklevel=6)
+            return encoding
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = None
@@ -609,11 +652,11 @@ class _BertTextEstimator(BaseEstimator):
                     continue
                 upcoming = pool.submit(checked_encode, texts)
                 if pending is not None:
-                    yield logits(self, module, pending.result(), None, pad_id, device,
+                    yield logits(self, module, encoded(pending), None, pad_id, device,
                                  features=features)
                 pending = upcoming
             if pending is not None:
-                yield logits(self, module, pending.result(), None, pad_id, device,
+                yield logits(self, module, encoded(pending), None, pad_id, device,
                              features=features)
 
     def _predict_logits(self, X, *, features=False):
@@ -647,6 +690,107 @@ class _BertTextEstimator(BaseEstimator):
         check_is_fitted(self)
         return self._predict_logits(X, features=True)
 
+    # ------------------------------------------------------ Hugging Face folders
+    def save_pretrained(self, path, *, metrics=None, data_description=None):
+        """Write the fitted estimator as a Hugging Face folder, atomically.
+
+        The folder holds the fine-tuned encoder (``config.json``, ``model.safetensors``:
+        ``transformers.AutoModel.from_pretrained(path)`` loads it with no custom code),
+        the tokenizer's files, the head's weights (``skbert_head.safetensors``), the
+        estimator's class, parameters and fitted attributes (``skbert.json``) and a
+        model card (``README.md``). Nothing is pickled. ``from_pretrained`` restores
+        an estimator that predicts identically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Folder to write; an existing one is replaced only once the new one is
+            complete.
+        metrics : dict of str to float, default=None
+            Scores to list in the model card, such as ``{"accuracy": 0.91}``.
+        data_description : str, default=None
+            What the training data was, for the model card.
+
+        Returns
+        -------
+        path : pathlib.Path
+
+        Raises
+        ------
+        TypeError
+            When a parameter cannot be written as JSON (a ``random_state`` that is a
+            ``RandomState`` instance, a head factory that is not a module-level
+            function), naming it.
+        """
+        from ._hub import save_folder
+
+        check_is_fitted(self)
+        return save_folder(self, path, metrics=metrics, data_description=data_description)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, *, revision=None, trusted=None):
+        """Load an estimator written by ``save_pretrained`` or ``push_to_hub``.
+
+        Parameters
+        ----------
+        name_or_path : str or os.PathLike
+            A local folder, or a Hugging Face repository id (downloaded once into the
+            Hugging Face cache; ``HF_HUB_OFFLINE=1`` reads only the cache).
+        revision : str, default=None
+            Branch, tag or commit hash of a repository id.
+        trusted : list of str, default=None
+            Head factories (``"module:qualname"``) that may be imported: a custom
+            ``head`` is saved by reference, and nothing is imported unless named here.
+
+        Returns
+        -------
+        estimator : BertTextClassifier or BertTextRegressor
+            Of the class ``from_pretrained`` is called on, fitted.
+
+        Raises
+        ------
+        ValueError
+            When the folder is not an skbert folder, holds another estimator class, was
+            written by a newer skbert, or names an untrusted head factory.
+        """
+        from ._hub import load_folder
+
+        return load_folder(cls, name_or_path, revision=revision, trusted=trusted)
+
+    def push_to_hub(self, repo_id, *, private=None, token=None, revision=None,
+                    commit_message=None, metrics=None, data_description=None):
+        """Upload the ``save_pretrained`` folder to a Hugging Face repository.
+
+        The repository is created if needed (``huggingface_hub.HfApi.create_repo``)
+        and the folder uploaded in one commit (``upload_folder``), model card included.
+
+        Parameters
+        ----------
+        repo_id : str
+            Such as ``"user/my-skbert-model"``.
+        private : bool, default=None
+            Whether a new repository is private (None: the hub's default).
+        token : str, default=None
+            A Hugging Face token; None uses the one ``huggingface-cli login`` saved.
+        revision : str, default=None
+            The branch to commit to.
+        commit_message : str, default=None
+        metrics : dict of str to float, default=None
+            Scores for the model card.
+        data_description : str, default=None
+            What the training data was, for the model card.
+
+        Returns
+        -------
+        commit : huggingface_hub.CommitInfo
+        """
+        from ._hub import push_folder
+
+        check_is_fitted(self)
+        return push_folder(self, repo_id, private=private, token=token, revision=revision,
+                           commit_message=commit_message, metrics=metrics,
+                           data_description=data_description)
+
     # -------------------------------------------------------- tags, persistence
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -677,7 +821,8 @@ class _BertTextEstimator(BaseEstimator):
         # Paths as str: skops trusts no pathlib type, and a str means the same folder.
         paths = {name: os.fspath(state[name]) for name in ("model_name_or_path", "checkpoint_dir")
                  if isinstance(state.get(name), os.PathLike)}
-        return dict(state, **paths, _skbert_format=_FORMAT, _skbert_version=__version__)
+        fmt = 1 if state.get("truncation", "head") == "head" else 2
+        return dict(state, **paths, _skbert_format=fmt, _skbert_version=__version__)
 
     def __setstate__(self, state):
         """Restore a saved state, reading every earlier format; refuse a newer one.

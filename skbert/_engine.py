@@ -148,7 +148,16 @@ class TrainingState:
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
         self.rng.bit_generator.state = state["rng"]
-        self.generator.set_state(state["generator"])
+        saved, own = state["generator"], self.generator.get_state()
+        if saved.numel() != own.numel():  # a CPU generator's state is 5,056 bytes, CUDA's 16
+            raise ValueError(
+                f"its dropout generator was saved on another kind of device than "
+                f"{self.generator.device.type} (a state of {saved.numel()} bytes, not "
+                f"{own.numel()}); resume on the kind of device the stream trained on (set "
+                "device= before resuming, or load the checkpoint's estimator.skops to "
+                "predict)"
+            )
+        self.generator.set_state(saved)
         self.steps, self.chunks = int(state["steps"]), int(state["chunks"])
         self.samples_seen = int(state["samples_seen"])
         self.last_checkpoint = int(state["last_checkpoint"])
@@ -400,7 +409,7 @@ class Trainer:
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"The training loss became {value} at optimizer step "
-                    f"{self.state.steps + 1} (a batch of {len(rows)} texts); the weights were "
+                    f"{self.state.steps + 1} (a batch of {len(rows)} rows); the weights were "
                     "not updated with it. Lower learning_rate or set max_grad_norm."
                 )
             self.state.step(self.parameters, self.max_grad_norm)

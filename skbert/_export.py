@@ -17,7 +17,8 @@ ONNX_FILE = "model.onnx"
 METADATA_FILE = "skbert_onnx.json"
 
 
-def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, opset=None):
+def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, truncation=None,
+                opset=None):
     """Write ``module`` as an ONNX graph with dynamic batch and sequence axes.
 
     Parameters
@@ -34,6 +35,9 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, ops
         Whether the graph takes ``token_type_ids`` (models fitted on text pairs).
     max_length : int
         Truncation length used in training, written to the metadata file.
+    truncation : dict or None
+        How long texts were cut (``{"truncation": "head"}`` and the settings of the
+        others), written to the metadata file.
     opset : int or None
         ONNX opset; None takes the exporter's default.
 
@@ -77,7 +81,8 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, ops
         _drop_intermediate_shapes(staging / ONNX_FILE)
         tokenizer.save_pretrained(staging)
         metadata = {"format": "skbert-onnx-1", "classes": labels, "inputs": names,
-                    "outputs": ["logits"], "max_length": max_length, "text_pairs": text_pairs}
+                    "outputs": ["logits"], "max_length": max_length, "text_pairs": text_pairs,
+                    **(truncation or {"truncation": "head"})}
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
         replace_folder(staging, target)
     except BaseException as exc:

@@ -32,9 +32,10 @@ def batch_tokens(estimator, device):
 
 
 def plan(estimator, n_train, incremental):
-    """The schedule of a new run over ``n_train`` texts: ``fit`` decays linearly over all
-    its epochs; a stream warms up over the first chunk (or ``max_steps``) and then
-    decays linearly to 0 at ``max_steps``, or as the inverse square root without it."""
+    """The schedule of a new run over ``n_train`` training rows (texts, or their
+    windows): ``fit`` decays linearly over all its epochs; a stream warms up over the
+    first chunk (or ``max_steps``) and then decays linearly to 0 at ``max_steps``, or as
+    the inverse square root without it."""
     per_pass = count_batches(n_train, estimator.batch_size,
                              length_grouped=not estimator.freeze_base)
     fraction = estimator.warmup_fraction
@@ -51,7 +52,7 @@ def tokenizer_for(estimator, incremental):
     network, else the pretrained model's."""
     if incremental and hasattr(estimator, "model_"):
         return estimator.tokenizer_
-    return _pretrained.load_tokenizer(estimator.model_name_or_path)
+    return _pretrained.load_tokenizer(estimator.model_name_or_path, estimator.revision)
 
 
 def new_trainer(estimator, tokenizer, n_outputs, n_train, seed, incremental, device,
@@ -67,7 +68,7 @@ def new_trainer(estimator, tokenizer, n_outputs, n_train, seed, incremental, dev
         module = estimator.model_
     else:
         backbone = _pretrained.load_backbone(
-            _pretrained.resolve_model_path(estimator.model_name_or_path)
+            _pretrained.resolve_model_path(estimator.model_name_or_path, estimator.revision)
         )
         _pretrained.check_compatible(backbone.config, tokenizer, estimator.max_length,
                                      estimator.model_name_or_path)
@@ -116,7 +117,7 @@ def _new_state(estimator, module, schedule, seed, device):
     )
     scaler = None
     dtype = _training.training_dtype(estimator.training_dtype, device)
-    if not estimator.freeze_base and dtype is torch.float16:
+    if dtype is torch.float16:  # fp16 gradients underflow without scaling
         scaler = torch.amp.GradScaler("cuda")
     return TrainingState(_training.adamw(groups, device), schedule, seed=seed, device=device,
                          scaler=scaler)
@@ -271,6 +272,11 @@ def validation_split(targets, seed, fraction, *, why, stratify):
             f"{why} could not hold out validation_fraction={fraction} of {len(rows)} "
             f"texts{every}: {exc} {advice}"
         ) from None
+    if len(val_rows) < 2:  # R² (and any score worth stopping on) needs two texts
+        raise ValueError(
+            f"{why} holds out validation_fraction={fraction} of {len(rows)} texts, which "
+            f"is {len(val_rows)} text; a validation score needs at least 2. {advice}"
+        )
     return np.sort(train_rows), np.sort(val_rows)
 
 

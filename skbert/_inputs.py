@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ._batching import training_batches
-from ._training import batch_to_device
+from ._training import batch_to_device, host_to_device
 
 
 class Criterion:
@@ -111,11 +111,10 @@ class _Labelled:
 
     def loss(self, network, batch, part):
         """Loss share of the positions ``part`` of ``batch`` (row positions)."""
-        rows = batch[part]
-        index = torch.from_numpy(rows).to(self.device)
+        index = host_to_device(torch.from_numpy(batch[part]), self.device)
         weights = None if self.weights is None else self.weights[index]
-        return batch_loss(self._logits(network, rows), self.targets[index], weights,
-                          len(batch), self.criterion)
+        return batch_loss(self._logits(network, batch[part], index), self.targets[index],
+                          weights, len(batch), self.criterion)
 
 
 class TokenBatches(_Labelled):
@@ -147,7 +146,7 @@ class TokenBatches(_Labelled):
     def batches(self, rng):
         return training_batches(self.lengths, self.batch_size, rng, length_grouped=True)
 
-    def _logits(self, network, rows):
+    def _logits(self, network, rows, index):
         return network(**batch_to_device(self.encoding, self.rows[rows], self.pad_id,
                                          self.device))
 
@@ -173,8 +172,8 @@ class FeatureBatches(_Labelled):
     def batches(self, rng):
         return training_batches(len(self.features), self.batch_size, rng, length_grouped=False)
 
-    def _logits(self, network, rows):
-        return network(self.features[torch.from_numpy(rows).to(self.device)])
+    def _logits(self, network, rows, index):
+        return network(self.features[index])
 
 
 class MaskedTokenBatches:

@@ -190,7 +190,7 @@ def seeded(seed):
     For code that draws from the global generator only (``nn.Linear`` initialisation):
     a lock keeps two threads from seeding it under each other.
     """
-    with _SEED_LOCK, torch.random.fork_rng():
+    with _SEED_LOCK, torch.random.fork_rng(devices=[]):  # the CPU generator only
         torch.manual_seed(seed)
         yield
 
@@ -219,10 +219,10 @@ def _seeded_attention(module, query, key, value, attention_mask, dropout=0.0,
         scaling = query.size(-1) ** -0.5
     weights = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            attention_mask = torch.zeros_like(weights).masked_fill(
-                ~attention_mask, torch.finfo(weights.dtype).min)
-        weights = weights + attention_mask
+        if attention_mask.dtype == torch.bool:  # no full-size additive mask
+            weights = weights.masked_fill(~attention_mask, torch.finfo(weights.dtype).min)
+        else:
+            weights = weights + attention_mask
     weights = _dropout(torch.softmax(weights, dim=-1), dropout, generator)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 

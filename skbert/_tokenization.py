@@ -203,6 +203,9 @@ def _encode(tokenizer, texts, max_length, truncation, stride):
     ids, lengths = _tokenize_whole(tokenizer, texts)
     prefix, suffix = special_tokens(tokenizer)
     room = max_length - len(prefix) - len(suffix)
+    if room < 1:
+        raise ValueError(f"max_length={max_length} leaves no room for text tokens beside "
+                         f"the {len(prefix) + len(suffix)} special tokens of a sequence.")
     if truncation == "head_tail":
         return Encoding(*_head_tail(ids, lengths, room, prefix, suffix), None)
     return _windows(ids, lengths, room, stride, prefix, suffix)
@@ -253,7 +256,7 @@ def _head_tail(ids, lengths, room, prefix, suffix):
     np.cumsum(lengths, out=begins[1:])
     begins = begins[:-1]
     long = lengths > room
-    head = np.where(long, int(room * HEAD_SHARE), lengths)
+    head = np.where(long, round(room * HEAD_SHARE), lengths)
     tail = np.where(long, room - head, 0)
     starts = np.stack([begins, begins + lengths - tail], axis=1)
     ids, offsets = _assemble(ids, starts, np.stack([head, tail], axis=1), prefix, suffix)
@@ -307,3 +310,26 @@ def _encode_head(tokenizer, texts, max_length):
     np.cumsum(np.concatenate(length_chunks), out=offsets[1:])
     type_ids = np.concatenate(type_chunks) if pairs else None
     return np.concatenate(id_chunks), type_ids, offsets
+
+
+def count_truncated(tokenizer, texts, encoding, max_length):
+    """How many of ``texts`` lost tokens to truncation in ``encoding`` ("head" or
+    "head_tail"; windows lose none).
+
+    Only sequences that reach ``max_length`` can have been cut; those texts are
+    tokenized again, whole, to tell a cut from a text of exactly ``max_length`` tokens.
+    """
+    if encoding.windows is not None:
+        return 0
+    full = np.flatnonzero(np.diff(encoding.offsets) >= max_length)
+    if not len(full):
+        return 0
+    picked = [texts[i] for i in full]
+    if isinstance(picked[0], tuple):
+        first, second = zip(*picked, strict=True)
+        out = tokenizer(list(first), list(second), truncation=False, verbose=False,
+                        return_attention_mask=False, return_token_type_ids=False)
+    else:
+        out = tokenizer(picked, truncation=False, verbose=False,
+                        return_attention_mask=False, return_token_type_ids=False)
+    return sum(len(ids) > max_length for ids in out["input_ids"])

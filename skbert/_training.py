@@ -53,6 +53,13 @@ def resolve_device(device):
             f"device={device!r} was requested but CUDA is not available here; "
             "use device='auto' or 'cpu'."
         )
+    index = torch.device(device).index
+    if index is not None and index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was requested but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+            f"cuda:{torch.cuda.device_count() - 1}."
+        )
     if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device='mps' was requested but MPS is not available here.")
     return _local(torch.device(device))
@@ -64,8 +71,11 @@ def _local(device):
     return device
 
 
-def _cuda_amp_dtype():
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+def _cuda_amp_dtype(device):
+    """bf16 on GPUs that compute it natively (compute capability 8.0, Ampere, and
+    later), fp16 elsewhere: ``torch.cuda.is_bf16_supported()`` also says yes to the
+    emulated bf16 of older GPUs, which is slow."""
+    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
 
 
 def training_dtype(requested, device):
@@ -76,7 +86,7 @@ def training_dtype(requested, device):
     CUDA.
     """
     if requested == "auto":
-        return _cuda_amp_dtype() if device.type == "cuda" else None
+        return _cuda_amp_dtype(device) if device.type == "cuda" else None
     dtype = _INFERENCE_DTYPES[requested]
     if dtype is torch.float16 and device.type != "cuda":
         raise ValueError(
@@ -172,7 +182,7 @@ def inference_dtype(requested, device):
         _check_cuda_bf16(dtype, device, "inference_dtype")
         return dtype
     if device.type == "cuda":
-        return _cuda_amp_dtype()
+        return _cuda_amp_dtype(device)
     if device.type == "cpu" and cpu_auto_bf16():
         return torch.bfloat16
     return None
@@ -193,6 +203,14 @@ def adamw(groups, device):
     return torch.optim.AdamW(groups)
 
 
+def host_to_device(tensor, device):
+    """``tensor`` (on the host) on ``device``: on CUDA through page-locked memory and
+    without blocking, so the copy waits for no GPU work in flight."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def batch_to_device(encoding, rows, pad_id, device):
     """Pad the texts ``rows`` of ``encoding`` and move the tensors to ``device``."""
     ids, type_ids, offsets = encoding[:3]
@@ -205,10 +223,7 @@ def batch_to_device(encoding, rows, pad_id, device):
     }
     if token_type_ids is not None:
         tensors["token_type_ids"] = torch.from_numpy(token_type_ids)
-    if device.type != "cuda":
-        return tensors
-    # Page-locked host memory lets the copy run asynchronously with the GPU's work.
-    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in tensors.items()}
+    return {k: host_to_device(v, device) for k, v in tensors.items()}
 
 
 @torch.inference_mode()

@@ -152,6 +152,12 @@ def predict(data, clf, text_column="text"):
     --------
     predict_proba : how the estimator is shipped, threads, and the other notes.
     """
+    if getattr(clf, "multilabel_", False):
+        raise ValueError(
+            "skbert.dask.predict returns one label per text, but this classifier is "
+            "multi-label; use skbert.dask.predict_proba (a column per label) and compare "
+            "it with clf.thresholds_."
+        )
     texts, ref = _prepare(data, clf, text_column)
     if isinstance(texts, db.Bag):
         return texts.map_partitions(_bag_predict, ref)
@@ -163,6 +169,11 @@ def predict(data, clf, text_column="text"):
 def _prepare(data, clf, text_column):
     """Check the inputs; return the texts (Series or Bag) and the shipped estimator."""
     check_is_fitted(clf)
+    if not hasattr(clf, "classes_"):
+        raise TypeError(
+            f"skbert.dask predicts with a fitted BertTextClassifier; got a "
+            f"{type(clf).__name__}. For a regressor, use dask_ml.wrappers.ParallelPostFit."
+        )
     if clf.text_pairs_:
         raise ValueError(
             "This classifier was fitted on text pairs; skbert.dask predicts single "

@@ -244,6 +244,23 @@ def test_wrong_input_types_are_refused(fitted, texts, tiny_params):
         skdask.predict(db.from_sequence(texts), BertTextClassifier(**tiny_params))
 
 
+def test_multilabel_predict_and_regressors_are_refused(texts, tiny_params):
+    """Check that predict of a multi-label classifier (one label per text would be
+    wrong) and a regressor (no classes_) are refused with what to use instead."""
+    from skbert import BertTextRegressor
+
+    from .conftest import make_multilabel_texts
+
+    X, Y = make_multilabel_texts(40, seed=5)
+    params = dict(tiny_params, max_iter=1)
+    multilabel = BertTextClassifier(**params).fit(X, Y)
+    with pytest.raises(ValueError, match="multi-label; use skbert.dask.predict_proba"):
+        skdask.predict(db.from_sequence(texts), multilabel)
+    regressor = BertTextRegressor(**params).fit(X, Y.sum(1))
+    with pytest.raises(TypeError, match="got a BertTextRegressor.*ParallelPostFit"):
+        skdask.predict_proba(db.from_sequence(texts), regressor)
+
+
 def test_text_pairs_go_through_parallel_post_fit(tiny_params):
     """Check that a pair classifier is refused, and ParallelPostFit on (n, 2) works."""
     from dask_ml.wrappers import ParallelPostFit

@@ -427,3 +427,20 @@ def test_masked_lm_fit_again_starts_from_the_pretrained_model(tiny_model_dir):
     pre = MaskedLMPretrainer(tiny_model_dir, **MLM)
     first = list(pre.fit(X).loss_curve_)
     assert pre.fit(X).loss_curve_ == first
+
+
+def test_resume_with_another_device_kinds_generator_is_refused(tiny_model_dir, chunks,
+                                                               tmp_path):
+    """Check that a checkpoint whose dropout generator is of another kind of device (a
+    CUDA generator's 16-byte state, resumed on the CPU) is refused with a message, not
+    torch's 'RNG state is wrong size'."""
+    clf = BertTextClassifier(tiny_model_dir, **STREAM, checkpoint_dir=str(tmp_path))
+    clf.partial_fit(*chunks[0], classes=[0, 1])
+    state_file = next(tmp_path.glob("ckpt-*")) / "training_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)
+    torch.save(state, state_file)
+    with pytest.raises(ValueError, match=r"does not belong to estimator.skops.*dropout "
+                                         r"generator was saved on another kind of device "
+                                         r"than cpu \(a state of 16 bytes"):
+        BertTextClassifier.resume(tmp_path)

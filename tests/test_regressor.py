@@ -217,3 +217,27 @@ def test_predict_is_order_and_budget_invariant(fitted_regressor, order, budget):
         inference_dtype="float32").predict(texts)
     got = reg.predict([texts[i] for i in order])
     np.testing.assert_allclose(got, expected[list(order)], rtol=1e-4, atol=1e-4)
+
+
+def test_stream_of_a_near_constant_first_chunk_stays_finite(tiny_params):
+    """Check that a first chunk constant up to rounding (std 1e-17) is centred, not
+    divided by its rounding error, with a warning; the next chunk trains finitely."""
+    X, _ = make_texts(30, seed=8)
+    reg = BertTextRegressor(**dict(tiny_params, max_grad_norm=None))
+    with pytest.warns(UserWarning, match=r"constant value in target column\(s\) \[0\]"):
+        reg.partial_fit(X[:3], [0.1, 0.1, 0.1])
+    assert reg.y_scale_.tolist() == [1.0]
+    reg.partial_fit(X[3:], np.linspace(0, 1000, 27))
+    assert np.isfinite(reg.loss_curve_).all() and np.isfinite(reg.predict(X)).all()
+
+
+def test_held_out_rows_must_be_two_and_streams_refuse_early_stopping(tiny_params):
+    """Check that early stopping refuses a held-out split of one text (R² of one text is
+    undefined) and that partial_fit refuses early_stopping for a regressor too."""
+    X, _ = make_texts(10, seed=9)
+    y = np.arange(10.0)
+    with pytest.raises(ValueError, match="which is 1 text; a validation score needs at "
+                                         "least 2"):
+        BertTextRegressor(**dict(tiny_params, early_stopping=True)).fit(X, y)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        BertTextRegressor(**dict(tiny_params, early_stopping=True)).partial_fit(X, y)

@@ -5,6 +5,7 @@ tmpfs or a read-only bind mount in a private namespace; SIGKILL at an exact poin
 child process), with fallbacks where it does not. docs/guarantees.md cites these tests.
 """
 
+import copy
 import gc
 import json
 import os
@@ -477,10 +478,13 @@ def test_saved_state_carries_its_format_and_a_newer_one_is_refused(fitted):
     of a newer format is refused naming both versions."""
     state = fitted.__getstate__()
     assert state["_skbert_format"] == 1 and state["_skbert_version"] == __version__
-    state.update(_skbert_format=2, _skbert_version="9.0.0")
+    # Format 2 marks a truncation that a format-1 reader would ignore.
+    windowed = copy.copy(fitted).set_params(truncation="window").__getstate__()
+    assert windowed["_skbert_format"] == 2
+    state.update(_skbert_format=3, _skbert_version="9.0.0")
     restored = BertTextClassifier.__new__(BertTextClassifier)
-    with pytest.raises(ValueError, match=rf"saved by skbert 9\.0\.0 in format 2; this "
-                                         rf"skbert {__version__} reads formats 0 to 1"):
+    with pytest.raises(ValueError, match=rf"saved by skbert 9\.0\.0 in format 3; this "
+                                         rf"skbert {__version__} reads formats 0 to 2"):
         restored.__setstate__(state)
 
 

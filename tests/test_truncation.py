@@ -67,7 +67,7 @@ def test_windows_cover_every_token_in_order(tokenizer, lengths, max_length, stri
 @given(lengths=st.lists(st.integers(0, 60), min_size=1, max_size=5),
        max_length=st.integers(3, 24))
 def test_head_tail_keeps_the_first_quarter_and_the_end(tokenizer, lengths, max_length):
-    """Check that a long text keeps its first int(room * HEAD_SHARE) tokens and its last
+    """Check that a long text keeps its first round(room * HEAD_SHARE) tokens and its last
     ones up to max_length, and that a text that fits is its "head" encoding."""
     prefix, suffix = special_tokens(tokenizer)
     room = max_length - len(prefix) - len(suffix)
@@ -81,7 +81,7 @@ def test_head_tail_keeps_the_first_quarter_and_the_end(tokenizer, lengths, max_l
         if len(whole) <= room:
             assert got == head.ids[head.offsets[i]:head.offsets[i + 1]].tolist()
             continue
-        n_head = int(room * HEAD_SHARE)
+        n_head = round(room * HEAD_SHARE)
         body = whole[:n_head] + whole[len(whole) - (room - n_head):]
         assert got == prefix + body + suffix and len(got) == max_length
 
@@ -310,3 +310,57 @@ def test_command_line_fits_and_predicts_windows(tiny_params, tail_task, tmp_path
     written = pd.read_csv(tmp_path / "p.csv")
     np.testing.assert_allclose(written[["proba_0", "proba_1"]].to_numpy(),
                                model.predict_proba(X_test), atol=1e-6)
+
+
+def test_command_line_stream_of_windows_keeps_an_open_schedule(tiny_params, tail_task,
+                                                               tmp_path, capsys):
+    """Check that a streamed CLI fit with truncation=window does not plan max_steps from
+    rows (its steps count windows: the rate would reach 0 early) and says so."""
+    import pandas as pd
+
+    from skbert._cli import main
+
+    X, y, _, _ = tail_task
+    pd.DataFrame({"text": X, "label": y}).to_csv(tmp_path / "train.csv", index=False)
+    params = dict(tiny_params, max_length=16, truncation="window")
+    args = [a for k, v in params.items() for a in ("--param", f"{k}={v!r}")]
+    assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m.skops"),
+                 "--chunksize", "70", *args]) == 0
+    err = capsys.readouterr().err
+    assert "truncation='window': the steps of a chunk depend on its windows" in err
+    import skops.io as sio
+
+    from skbert import TRUSTED_TYPES
+
+    model = sio.load(tmp_path / "m.skops", trusted=TRUSTED_TYPES)
+    assert model.max_steps is None and model.n_iter_ == 2
+    assert model.n_samples_seen_ == len(X)
+
+
+def test_onnx_metadata_records_the_truncation(window_clf, tmp_path):
+    """Check that an exported window model says how to cut and pool its texts."""
+    import json
+
+    pytest.importorskip("onnxscript", reason="export_onnx needs the onnx extra")
+    folder = window_clf.export_onnx(tmp_path / "onnx")
+    metadata = json.loads((folder / "skbert_onnx.json").read_text())
+    assert metadata["truncation"] == "window" and metadata["window_pooling"] == "mean"
+    assert metadata["window_stride"] == (16 - 2) // 2 and metadata["max_length"] == 16
+
+
+def test_cut_texts_warn_once_per_call(long_params, tail_task, window_clf):
+    """Check the warning when more than 5% of texts are cut: once per fit and once per
+    predict call (however many chunks), none where nothing is cut or under windows."""
+    import warnings
+
+    X, y, X_test, _ = tail_task
+    with pytest.warns(UserWarning, match=r"140 of 140 texts \(100%\) are longer than "
+                                         r"max_length=16 tokens; truncation='head' keeps its "
+                                         r"first 16"):
+        clf = BertTextClassifier(**dict(long_params, max_iter=1)).fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        list(clf.iter_predict_proba(X_test, chunk_size=10))  # 6 chunks
+        window_clf.predict_proba(X_test)
+        clf.predict_proba(["good film", "a bad plot"] * 20)  # short texts: nothing cut
+    assert [str(w.message)[:24] for w in caught] == ["10 of 10 texts (100%) ar"]
