@@ -80,39 +80,49 @@ def run_skbert(mode, X, y, X_test, y_test, args, dtype):
                 accuracy=accuracy, fit_s=fit_s, predict_s=predict_s)
 
 
+def _bars(ax, rows, title):
+    names = [r["model"].replace("skbert, truncation=", "skbert ").replace(" + ", "+\n", 1)
+             .replace(", Trainer, ", "\nTrainer, ") + f"\n({r['train_texts']:,} posts)"
+             for r in rows]
+    colors = ["#888888" if r["model"].startswith("TF-IDF") else
+              "#cccccc" if "tutorial" in r["model"] else "#3b75af" for r in rows]
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, [r["accuracy"] for r in rows], color=colors)
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy")
+    ax.set_title(title, fontsize=9)
+    for yi, r in zip(y, rows, strict=True):
+        ax.text(r["accuracy"] + 0.01, yi, f"{r['accuracy']:.3f}", va="center", fontsize=8)
+
+
 def chart(results, tutorial, path, cpu):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw=dict(wspace=0.45))
+    panels = 3 if tutorial else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.4 * panels, 4.4),
+                             gridspec_kw=dict(wspace=0.75))
     rows = [r for r in results if "accuracy" in r]
-    names = [r["model"].replace("skbert, truncation=", "skbert ").replace(" + ", "+\n", 1)
-             + f"\n({r['train_texts']:,} posts)" for r in rows]
-    colors = ["#888888" if r["model"].startswith("TF-IDF") else "#3b75af" for r in rows]
-    y = np.arange(len(rows))[::-1]
-    left.barh(y, [r["accuracy"] for r in rows], color=colors)
-    left.set_yticks(y, names, fontsize=8)
-    left.set_xlim(0, 1)
-    left.set_xlabel("accuracy, bydate test subsample")
-    for yi, r in zip(y, rows, strict=True):
-        left.text(r["accuracy"] + 0.01, yi, f"{r['accuracy']:.3f}", va="center", fontsize=8)
+    _bars(axes[0], rows, f"bydate split, {rows[0]['test_texts']:,} test posts")
+    if tutorial:
+        _bars(axes[1], tutorial, "the tutorial's random 80/20 split (grey: reported)")
+    right = axes[-1]
     timed = [r for r in rows if "predict_s" in r]
     for r in timed:
         right.scatter(r["fit_s"] + r["predict_s"], r["accuracy"], s=40, color="#3b75af")
-        right.annotate(r["truncation"], (r["fit_s"] + r["predict_s"], r["accuracy"]),
-                       textcoords="offset points", xytext=(6, 4), fontsize=9)
+        right.annotate(f"{r['truncation']} ({r['train_sequences']:,} seqs)",
+                       (r["fit_s"] + r["predict_s"], r["accuracy"]),
+                       textcoords="offset points", xytext=(6, 4), fontsize=8)
     right.set_xlabel("fit + predict seconds (2-core CPU)")
-    right.set_ylabel("accuracy")
-    right.set_xlim(left=0)
+    right.set_ylabel("accuracy, bydate split")
+    right.set_xlim(0, 1.35 * max(r["fit_s"] + r["predict_s"] for r in timed))
     lows = [r["accuracy"] for r in timed]
     right.set_ylim(max(0.0, min(lows) - 0.1), min(1.0, max(lows) + 0.1))
     right.grid(alpha=0.3)
     fig.suptitle(f"20 Newsgroups, long posts at max_length 128 ({cpu})", fontsize=9)
-    if tutorial:
-        fig.text(0.01, 0.01, "Tutorial split: " + "; ".join(
-            f"{r['model']} {r['accuracy']:.3f}" for r in tutorial), fontsize=7)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
@@ -131,7 +141,14 @@ def main():
     parser.add_argument("--modes", default="head,head_tail,window")
     parser.add_argument("--no-tutorial", action="store_true",
                         help="skip the rows on the tutorial's 80/20 split")
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw the chart from the saved JSON")
     args = parser.parse_args()
+    if args.replot:
+        out = RESULTS / f"bench_long{'_quick' if args.quick else ''}.json"
+        saved = json.loads(out.read_text())
+        chart(saved["results"], saved["tutorial_split"], out.with_suffix(".png"), saved["cpu"])
+        return
     require(args.data_dir)
     if args.quick:
         args.n_train, args.n_test, args.epochs, args.no_tutorial = 600, 300, 1, True

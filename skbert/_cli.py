@@ -11,7 +11,7 @@ starts fast. See docs/cli.md.
 
 import argparse
 import ast
-import difflib
+import json
 import os
 import re
 import sys
@@ -167,17 +167,20 @@ def _add_fit(commands, common):
     fit.add_argument("--param", dest="params", action="append", default=[], type=parse_param,
                      metavar="NAME=VALUE",
                      help="a BertTextClassifier parameter, e.g. learning_rate=3e-5 "
-                     "(repeatable)")
+                     "(repeatable; the same as its flag below)")
     fit.add_argument("--chunksize", type=_positive_int, metavar="N",
-                     help="stream the file N rows at a time through partial_fit")
-    fit.add_argument("--epochs", type=_positive_int, metavar="N",
-                     help="passes over the file when streaming (default: 1)")
+                     help="stream the file N rows at a time through partial_fit; "
+                     "--max-iter (--epochs) passes, 1 unless given")
     fit.add_argument("--checkpoint-dir", metavar="DIR",
                      help="write checkpoints here while streaming")
     fit.add_argument("--checkpoint-every", type=_positive_int, metavar="STEPS",
                      help="optimizer steps between checkpoints (default: after every chunk)")
     fit.add_argument("--resume", action="store_true",
                      help="continue the stream from the newest checkpoint in --checkpoint-dir")
+    from ._classifier import BertTextClassifier
+    from ._cli_params import add_parameter_flags
+
+    add_parameter_flags(fit, BertTextClassifier, aliases={"max_iter": ["--epochs"]})
     fit.set_defaults(run=_run_fit)
 
 
@@ -227,6 +230,8 @@ def _add_evaluate(commands, common):
     _add_label_sep(evaluate, "multi-label model: each label cell holds several labels "
                    "separated by SEP; prints micro-, macro- and samples-F1 and subset "
                    "accuracy")
+    evaluate.add_argument("--json", action="store_true",
+                          help="print the scores (and each class's) as one JSON object")
     _add_inference_options(evaluate)
     evaluate.set_defaults(run=_run_evaluate)
 
@@ -298,12 +303,11 @@ def _check_usage(parser, args):
         _column_numbers(parser, args)
     if args.command != "fit":
         return
-    streaming = {"--epochs": args.epochs, "--checkpoint-dir": args.checkpoint_dir,
+    streaming = {"--checkpoint-dir": args.checkpoint_dir,
                  "--checkpoint-every": args.checkpoint_every, "--resume": args.resume or None}
     given = [option for option, value in streaming.items() if value is not None]
     if args.chunksize is None and given:
-        hint = " (without it, use --param max_iter=N)" if given[0] == "--epochs" else ""
-        parser.error(f"{given[0]} streams the file and needs --chunksize N{hint}")
+        parser.error(f"{given[0]} streams the file and needs --chunksize N")
     if args.resume and args.checkpoint_dir is None:
         parser.error("--resume needs --checkpoint-dir DIR, the folder of the checkpoints")
 
@@ -721,19 +725,39 @@ def _check_checkpoint_dir(args):
 
 
 def _check_param_names(params, known):
+    from ._cli_params import suggestion
+
     for name in params:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = suggestion(name, known)
+            listed = "" if hint else (f"BertTextClassifier's parameters are: "
+                                      f"{', '.join(known)}. ")
             raise CommandError(
-                f"Unknown parameter {name!r} in --param {name}=...; {hint}"
-                f"BertTextClassifier's parameters are: {', '.join(known)}."
+                f"Unknown parameter {name!r} in --param {name}=...; {hint}{listed}"
+                "'skbert fit --help' lists each with its type and default."
             )
 
 
-def _estimator(args, cls, **options):
-    """``cls(**params)`` from the --param values, checked before any data is read."""
+def _given_params(args):
+    """The estimator parameters of --param and of the parameter flags (both at once
+    must agree)."""
+    from ._cli_params import given_parameters
+
     params = dict(args.params)
+    for name, value in given_parameters(args).items():
+        if name in params and params[name] != value:
+            raise CommandError(
+                f"--{name.replace('_', '-')} {value!r} and --param {name}={params[name]!r} "
+                "disagree; give one of them."
+            )
+        params[name] = value
+    return params
+
+
+def _estimator(args, cls, **options):
+    """``cls(**params)`` from the --param values and flags, checked before any data is
+    read."""
+    params = _given_params(args)
     _check_param_names(params, cls().get_params())
     params.update({k: v for k, v in options.items() if v is not None})
     model = cls(**params)
@@ -755,9 +779,12 @@ def _resumed(args, cls):
     except FileNotFoundError as exc:
         raise CommandError(f"{exc} Run without --resume to start a new stream.") from exc
     saved = model.get_params()
-    _check_param_names(dict(args.params), saved)
-    for name, value in args.params:
-        if name != "checkpoint_dir" and value != saved[name]:
+    given = _given_params(args)
+    _check_param_names(given, saved)
+    for name, value in given.items():
+        if name == "max_iter":  # more epochs than the schedule covers: _check_resumable
+            model.set_params(max_iter=value)
+        elif name != "checkpoint_dir" and value != saved[name]:
             raise CommandError(
                 f"--param {name}={value!r} differs from the checkpoint's {name}="
                 f"{saved[name]!r}; a resumed stream keeps its parameters. Drop the --param, "
@@ -782,7 +809,7 @@ def _fit_whole(args, model):
         rows = [row for chunk in labels for row in chunk]
         names = _label_names(args, Counter(name for row in rows for name in row), len(rows))
         y = indicator_matrix(rows, names)
-    _note(args, f"training on {len(texts)} rows (add --param verbose=1 for progress bars)")
+    _note(args, f"training on {len(texts)} rows (add --verbose 1 for progress bars)")
     model.fit(texts, y)
     if args.label_sep is not None:
         _name_labels(model, names, args.label_sep)
@@ -829,18 +856,21 @@ def _stream_steps(model, sizes):
 
 
 def _fit_stream(args, model):
-    """Train with partial_fit over ``--epochs`` passes of ``--chunksize`` rows."""
+    """Train with partial_fit over ``max_iter`` passes of ``--chunksize`` rows: the
+    ``--max-iter`` (``--epochs``) given, else one (a resumed stream: its own)."""
     sizes, classes = _scan(args)
     names = None
     if args.label_sep is not None:  # the indicator's columns; partial_fit takes no classes
         names, classes = classes, None
-    epochs = args.epochs or 1
+    if not args.resume and "max_iter" not in _given_params(args):
+        model.set_params(max_iter=1)  # saved with the model: --resume knows the passes
+    epochs = model.max_iter
     done = model.n_iter_ if args.resume else 0
     if args.resume:
         _check_resumed_labels(args, model, names)
         _check_resumable(args, model, sizes, done)
         classes = None
-    elif "max_steps" not in dict(args.params):
+    elif "max_steps" not in _given_params(args):
         if model.truncation == "window":  # steps count windows, unknown before tokenizing
             _note(args, "truncation='window': the steps of a chunk depend on its windows, "
                         "so the learning rate decays as the inverse square root of the step; "
@@ -898,14 +928,14 @@ def _check_resumed_labels(args, model, names):
 def _check_resumable(args, model, sizes, done):
     """Refuse to resume on other data, another --chunksize than the checkpoint's, or more
     epochs than its learning-rate schedule covers (the rate would be 0 past its end)."""
-    needed = _stream_steps(model, sizes) * (args.epochs or 1)
+    needed = _stream_steps(model, sizes) * model.max_iter
     # Under truncation="window" a chunk takes a step per batch of windows, not of rows.
     if model.max_steps is not None and model.truncation != "window" and \
             model.max_steps < needed:
         raise CommandError(
             f"The checkpoint in {os.fspath(args.checkpoint_dir)!r} was started with a "
             f"schedule of max_steps={model.max_steps} optimizer steps, but --epochs "
-            f"{args.epochs or 1} over this data needs {needed}: past max_steps the "
+            f"{model.max_iter} over this data needs {needed}: past max_steps the "
             "learning rate is 0. Resume with the --epochs of the interrupted run, or "
             "start a new run for more epochs."
         )
@@ -1096,7 +1126,9 @@ def _run_evaluate(args):
     if (names is None) != (args.label_sep is None):
         raise CommandError(_evaluate_label_sep_error(args, model, names))
     if names is not None:
-        print(_evaluate_multilabel(args, model, names))
+        y_true, y_pred = _evaluate_multilabel(args, model, names)
+        print(json.dumps(multilabel_scores(y_true, y_pred, names)) if args.json
+              else multilabel_report(y_true, y_pred, names))
         return
     classes = model.classes_
     y_true, y_pred = [], []
@@ -1107,7 +1139,16 @@ def _run_evaluate(args):
             bar.update(len(texts))
     if not y_true:
         raise CommandError(f"No rows to evaluate in {os.fspath(args.data)!r}.")
-    print(evaluation_report(np.concatenate(y_true), np.concatenate(y_pred)))
+    y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
+    predicted = np.unique(y_pred)
+    if len(predicted) == 1 and len(classes) > 1:
+        warnings.warn(
+            f"the model predicts {predicted.tolist()[0]!r} for every one of the "
+            f"{len(y_pred)} rows: it has not learned to tell the classes apart (MCC is 0). "
+            "Train longer, on more (shuffled) data, or with another learning_rate.",
+            UserWarning, stacklevel=2)
+    print(json.dumps(evaluation_scores(y_true, y_pred)) if args.json
+          else evaluation_report(y_true, y_pred))
 
 
 def _evaluate_label_sep_error(args, model, names):
@@ -1124,7 +1165,7 @@ def _evaluate_label_sep_error(args, model, names):
 
 
 def _evaluate_multilabel(args, model, names):
-    """Predict DATA chunk by chunk and return the multi-label report."""
+    """Predict DATA chunk by chunk; return the true and predicted indicator matrices."""
     known = set(names.tolist())
     y_true, y_pred, offset = [], [], 0
     with _progress(args, _count_rows(args), desc="evaluate") as bar:
@@ -1145,7 +1186,7 @@ def _evaluate_multilabel(args, model, names):
             bar.update(len(texts))
     if not y_true:
         raise CommandError(f"No rows to evaluate in {os.fspath(args.data)!r}.")
-    return multilabel_report(np.concatenate(y_true), np.concatenate(y_pred), names)
+    return np.concatenate(y_true), np.concatenate(y_pred)
 
 
 def multilabel_report(y_true, y_pred, names):
@@ -1236,6 +1277,38 @@ def _as_int(value):
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def evaluation_scores(y_true, y_pred):
+    """Accuracy, macro-F1, MCC, the row count and each class's precision, recall, F1 and
+    support, as a dict for ``evaluate --json``."""
+    from sklearn.metrics import (
+        accuracy_score,
+        classification_report,
+        f1_score,
+        matthews_corrcoef,
+    )
+
+    per_class = classification_report(y_true, y_pred, zero_division=0, output_dict=True)
+    return {"accuracy": accuracy_score(y_true, y_pred),
+            "macro_f1": f1_score(y_true, y_pred, average="macro"),
+            "mcc": matthews_corrcoef(y_true, y_pred), "rows": int(len(y_true)),
+            "classes": {str(k): v for k, v in per_class.items()
+                        if k not in ("accuracy", "macro avg", "weighted avg")}}
+
+
+def multilabel_scores(y_true, y_pred, names):
+    """Micro-, macro- and samples-F1, subset accuracy, the row count and each label's
+    scores, as a dict for ``evaluate --json``."""
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
+
+    per_label = classification_report(y_true, y_pred, labels=np.arange(len(names)),
+                                      target_names=names.tolist(), zero_division=0,
+                                      output_dict=True)
+    return {**{f"{a}_f1": f1_score(y_true, y_pred, average=a, zero_division=0)
+               for a in ("micro", "macro", "samples")},
+            "subset_accuracy": accuracy_score(y_true, y_pred), "rows": int(len(y_true)),
+            "labels": {k: v for k, v in per_label.items() if k in set(names.tolist())}}
 
 
 def evaluation_report(y_true, y_pred):

@@ -306,6 +306,11 @@ def test_error_messages(case, match, model_path, fitted, test_frame, tmp_path):
 @pytest.mark.parametrize(
     "param, match",
     [("learning_rat=1e-4", r"Unknown parameter 'learning_rat'.*did you mean 'learning_rate'"),
+     ("lr=1e-4", r"Unknown parameter 'lr'.*did you mean 'learning_rate' \(what 'lr' is "
+                 r"called elsewhere\)\? 'skbert fit --help' lists each"),
+     ("num_train_epochs=2", r"did you mean 'max_iter' \(what 'num_train_epochs' is"),
+     ("seed=1", r"did you mean 'random_state'"),
+     ("warmup_ratio=0.1", r"did you mean 'warmup_fraction'"),
      ("learning_rate=fast", r"Bad --param value: The 'learning_rate' parameter .* Got 'fast'"),
      ("max_iter=0", r"The 'max_iter' parameter .* Got 0 instead")],
 )
@@ -321,8 +326,11 @@ def test_bad_params_fail_before_reading_data(param, match, tmp_path):
 
 @pytest.mark.parametrize(
     "args, match",
-    [(["--epochs", "2"], "--epochs streams the file and needs --chunksize"),
+    [(["--checkpoint-dir", "ckpt"], "--checkpoint-dir streams the file and needs --chunksize"),
      (["--chunksize", "10", "--resume"], "--resume needs --checkpoint-dir"),
+     (["--learning-rate", "fast"], "argument --learning-rate: 'fast' is not a valid "
+                                   "learning_rate"),
+     (["--pooling", "max"], "argument --pooling: invalid choice: 'max'"),
      (["--chunksize", "0"], "expected a positive integer, got '0'")],
 )
 def test_usage_errors_exit_2(args, match, tmp_path, capsys):
@@ -435,3 +443,99 @@ def test_atomic_write_keeps_previous_file_on_failure(tmp_path):
         assert tmp.parent == tmp_path and tmp.name.startswith(".model.skops.")
         tmp.write_text("new")
     assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]
+
+
+def test_fit_help_lists_typed_parameter_flags(capsys):
+    """Check that every estimator parameter is a typed flag with its default and the
+    first sentence of its numpydoc description, generated so they cannot drift."""
+    import inspect
+
+    from skbert._cli_params import OWN_FLAGS, docstring_parameters
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--learning-rate FLOAT Peak learning rate of AdamW. (default: 5e-05)" in out
+    assert "--max-iter INT, --epochs INT Number of epochs" in out
+    assert "--pooling {cls,mean}" in out and "--early-stopping, --no-early-stopping" in out
+    assert "--head-dropout FLOAT" in out and "--random-state INT" in out
+    docs = docstring_parameters(BertTextClassifier)
+    for name in inspect.signature(BertTextClassifier).parameters:
+        assert name in docs, f"{name} has no numpydoc entry"
+        if name not in OWN_FLAGS:
+            assert f"--{name.replace('_', '-')}" in out, name
+
+
+def test_parameter_flags_and_one_epochs_knob(tmp_path, capsys, monkeypatch):
+    """Check that the flags set the estimator's parameters (--epochs is max_iter, also
+    for a streamed fit, which defaults to one pass), and that a flag and a --param that
+    disagree are refused."""
+    from skbert import _cli
+
+    fitted = []
+    def fit_whole(args, model):
+        model.classes_ = np.array([0, 1])  # what the final note reads
+        fitted.append(model)
+
+    monkeypatch.setattr(_cli, "_fit_whole", fit_whole)
+    monkeypatch.setattr(_cli, "save_model", lambda model, path: None)
+    data = tmp_path / "t.csv"
+    data.write_text("text,label\na,0\nb,1\n")
+    base = ["fit", str(data), "--out", str(tmp_path / "m.skops"), "--quiet"]
+    assert main([*base, "--epochs", "2", "--learning-rate", "1e-4", "--no-early-stopping",
+                 "--head", "64,32", "--head-dropout", "none", "--random-state", "7"]) == 0
+    params = fitted[-1].get_params()
+    assert (params["max_iter"], params["learning_rate"], params["head"]) == (2, 1e-4, (64, 32))
+    assert params["head_dropout"] is None and params["random_state"] == 7
+    assert main([*base, "--max-iter", "4"]) == 0 and fitted[-1].max_iter == 4
+    status, _, err = _main(capsys, *base, "--epochs", "2", "--param", "max_iter=3")
+    assert status == 1 and "--max-iter 2 and --param max_iter=3 disagree" in err
+
+
+
+def test_streamed_fit_makes_one_pass_unless_epochs_are_given(tiny_params, tmp_path, capsys):
+    """Check that --chunksize without --epochs makes one pass (saved as max_iter=1, so
+    --resume knows it), and --epochs N makes N."""
+    X, y = make_texts(60, seed=5)
+    data = _write(pd.DataFrame({"text": X, "label": y}), tmp_path / "t.csv")
+    params = _param_args({k: v for k, v in tiny_params.items() if k != "max_iter"})
+    for extra, passes in (([], 1), (["--epochs", "2"], 2)):
+        out = tmp_path / f"m{passes}.skops"
+        assert main(["fit", str(data), "--out", str(out), "--chunksize", "30", "--quiet",
+                     *params, *extra]) == 0
+        model = sio.load(out, trusted=TRUSTED)
+        assert model.max_iter == passes and model.n_iter_ == 2 * passes
+        assert model.n_samples_seen_ == 60 * passes
+
+
+def test_evaluate_json_matches_the_text_report(model_path, test_frame, tmp_path, capsys):
+    """Check evaluate --json: the same scores as the text report, per class too."""
+    import json
+
+    data = _write(test_frame, tmp_path / "test.csv")
+    status, text, _ = _main(capsys, "evaluate", model_path, data, "--quiet")
+    assert status == 0
+    status, out, _ = _main(capsys, "evaluate", model_path, data, "--quiet", "--json")
+    scores = json.loads(out)
+    assert f"accuracy: {scores['accuracy']:.4f}" in text
+    assert f"MCC:      {scores['mcc']:.4f}" in text
+    assert scores["rows"] == len(test_frame) and set(scores["classes"]) == {"neg", "pos"}
+    assert scores["classes"]["pos"]["support"] == (test_frame["label"] == "pos").sum()
+
+
+def test_evaluate_warns_when_every_prediction_is_one_class(test_frame, tmp_path, capsys,
+                                                           monkeypatch):
+    """Check the warning for a model that predicts one class for every row (MCC 0)."""
+    from skbert import _cli
+
+    class OneClass:
+        classes_ = np.array(["neg", "pos"])
+
+        def predict_proba(self, texts):
+            return np.tile([0.9, 0.1], (len(texts), 1))
+
+    monkeypatch.setattr(_cli, "load_model", lambda path: OneClass())
+    data = _write(test_frame, tmp_path / "test.csv")
+    status, out, err = _main(capsys, "evaluate", tmp_path / "m.skops", data, "--quiet")
+    assert status == 0 and "MCC:      0.0000" in out
+    assert f"warning: the model predicts 'neg' for every one of the {len(test_frame)} rows" in err

@@ -323,6 +323,7 @@ def test_command_line_stream_of_windows_keeps_an_open_schedule(tiny_params, tail
     X, y, _, _ = tail_task
     pd.DataFrame({"text": X, "label": y}).to_csv(tmp_path / "train.csv", index=False)
     params = dict(tiny_params, max_length=16, truncation="window")
+    del params["max_iter"]  # a stream makes one pass unless --epochs is given
     args = [a for k, v in params.items() for a in ("--param", f"{k}={v!r}")]
     assert main(["fit", str(tmp_path / "train.csv"), "--out", str(tmp_path / "m.skops"),
                  "--chunksize", "70", *args]) == 0

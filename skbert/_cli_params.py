@@ -1,0 +1,163 @@
+"""An estimator's parameters as typed command-line flags, made from its
+``_parameter_constraints``, its signature and its numpydoc docstring, so that the flags
+cannot drift from the estimator: ``--learning-rate FLOAT (default: 5e-05)``.
+
+Also the suggestions for a parameter name that does not exist, including the names other
+libraries use for the same thing (``lr``, ``epochs``, ``num_train_epochs``, ``seed``,
+``warmup_ratio``). A wing of the command line: it reads public class attributes only.
+"""
+
+import argparse
+import ast
+import difflib
+import inspect
+import re
+from numbers import Integral
+
+# Names that users of Hugging Face, Keras, PyTorch Lightning and skorch type for a
+# parameter of skbert's estimators.
+ALIASES = {
+    "lr": "learning_rate", "learningrate": "learning_rate",
+    "epochs": "max_iter", "num_train_epochs": "max_iter", "n_epochs": "max_iter",
+    "num_epochs": "max_iter", "max_epochs": "max_iter", "iterations": "max_iter",
+    "seed": "random_state", "random_seed": "random_state",
+    "warmup_ratio": "warmup_fraction", "warmup": "warmup_fraction",
+    "per_device_train_batch_size": "batch_size", "train_batch_size": "batch_size",
+    "max_seq_length": "max_length", "max_len": "max_length", "maxlen": "max_length",
+    "model": "model_name_or_path", "model_name": "model_name_or_path",
+    "pretrained_model_name_or_path": "model_name_or_path",
+    "early_stopping_patience": "n_iter_no_change", "patience": "n_iter_no_change",
+    "dropout": "head_dropout", "classifier_dropout": "head_dropout",
+    "gradient_clip_val": "max_grad_norm", "clipnorm": "max_grad_norm",
+    "validation_split": "validation_fraction",
+    "bf16": "training_dtype", "fp16": "training_dtype", "precision": "training_dtype",
+    "warmup_steps": "warmup_fraction", "max_train_steps": "max_steps",
+    "truncation_side": "truncation", "stride": "window_stride",
+}
+# Parameters the command line sets with flags of its own (same meaning).
+OWN_FLAGS = {"checkpoint_dir", "checkpoint_every"}
+
+
+def suggestion(name, known):
+    """What to say about an unknown parameter ``name``: the alias it stands for, or the
+    closest known name, or nothing."""
+    key = name.lower().replace("-", "_")
+    if ALIASES.get(key) in known:
+        return f"did you mean {ALIASES[key]!r} (what {name!r} is called elsewhere)? "
+    if key in known:
+        return f"did you mean {key!r}? "
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def docstring_parameters(cls):
+    """The numpydoc ``Parameters`` of ``cls``: name -> (type line, description)."""
+    doc = inspect.getdoc(cls) or ""
+    match = re.search(r"^Parameters\n-+\n(.*?)(?:^\S[^\n]*\n-+\n|\Z)", doc, re.M | re.S)
+    params, name = {}, None
+    for line in (match.group(1) if match else "").splitlines():
+        head = re.match(r"^(\w+) : (.*)$", line)
+        if head:
+            name = head.group(1)
+            params[name] = [head.group(2).strip(), []]
+        elif name is not None and line.startswith("    "):
+            params[name][1].append(line.strip())
+    return {k: (t, " ".join(d)) for k, (t, d) in params.items()}
+
+
+def first_sentence(text):
+    """The first sentence of ``text`` (up to ". "), for a flag's help."""
+    match = re.match(r"(.+?\.)(\s|$)", text)
+    return (match.group(1) if match else text).replace("%", "%%")
+
+
+def _none(text):
+    return text.strip().lower() in ("none", "null")
+
+
+def converter(name, constraints):
+    """A function turning a flag's text into a value the constraints may accept, with
+    a metavar and the choices (or None); scikit-learn's validation checks the rest."""
+    from sklearn.utils._param_validation import Interval, StrOptions
+
+    accepts_none = None in constraints
+    kinds = []
+    for c in constraints:
+        if isinstance(c, Interval):
+            kinds.append("int" if c.type is Integral else "float")
+        elif isinstance(c, StrOptions):
+            kinds.append("choice")
+        elif c in ("random_state", "verbose"):
+            kinds.append("int")
+        elif c is tuple:
+            kinds.append("tuple")
+        elif c is str or getattr(c, "__name__", "") == "PathLike":
+            kinds.append("str")
+    choices = next((sorted(c.options) for c in constraints if isinstance(c, StrOptions)),
+                   None)
+
+    def convert(text):
+        if accepts_none and _none(text):
+            return None
+        for kind in kinds:
+            try:
+                if kind == "int":
+                    return int(text)
+                if kind == "float":
+                    value = float(text)
+                    return int(value) if "int" in kinds and value.is_integer() else value
+                if kind == "tuple":
+                    value = ast.literal_eval(text if "," in text or "(" in text
+                                             else f"({text},)")
+                    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+                if kind in ("choice", "str"):
+                    return text
+            except (ValueError, SyntaxError):
+                continue
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid {name}")
+
+    metavar = ("INT" if kinds[:1] == ["int"] else "FLOAT" if kinds[:1] == ["float"]
+               else "SIZES" if "tuple" in kinds else "TEXT")
+    return convert, metavar, choices
+
+
+def add_parameter_flags(parser, cls, aliases=None):
+    """Add a flag per parameter of ``cls`` (not in ``OWN_FLAGS``) to an argument group of
+    ``parser``; only flags given on the command line set a value (dest ``param:NAME``).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    cls : type
+        An estimator class with ``_parameter_constraints`` and a numpydoc docstring.
+    aliases : dict of str to list of str, default=None
+        Extra flag spellings of a parameter, such as ``{"max_iter": ["--epochs"]}``.
+    """
+    docs = docstring_parameters(cls)
+    defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+    group = parser.add_argument_group(
+        f"{cls.__name__} parameters",
+        "Each flag sets the estimator parameter of the same name (see the API reference); "
+        "--param NAME=VALUE sets any of them too.")
+    for name, constraints in cls._parameter_constraints.items():
+        if name in OWN_FLAGS:
+            continue
+        _, description = docs.get(name, ("", ""))
+        default = defaults.get(name)
+        flags = [f"--{name.replace('_', '-')}", *(aliases or {}).get(name, [])]
+        help_text = f"{first_sentence(description)} (default: {default!r})".replace("%", "%%")
+        if constraints == ["boolean"]:
+            group.add_argument(*flags, dest=f"param:{name}", default=argparse.SUPPRESS,
+                               action=argparse.BooleanOptionalAction, help=help_text)
+            continue
+        convert, metavar, choices = converter(name, constraints)
+        only = choices if choices is not None and len(constraints) == 1 else None
+        if only is not None:  # these strings and nothing else: argparse checks them
+            metavar = "{" + ",".join(only) + "}"
+        group.add_argument(*flags, dest=f"param:{name}", default=argparse.SUPPRESS,
+                           type=convert, metavar=metavar, choices=only, help=help_text)
+
+
+def given_parameters(args):
+    """The estimator parameters set by flags of ``add_parameter_flags``."""
+    return {k.split(":", 1)[1]: v for k, v in vars(args).items() if k.startswith("param:")}
