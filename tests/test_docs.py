@@ -50,10 +50,19 @@ def test_readme_has_python_examples():
 def test_readme_examples_run(tmp_path, monkeypatch):
     """Check that the README's python blocks run in order, in a scratch folder."""
     monkeypatch.chdir(tmp_path)
-    namespace = {}
+    import contextlib
+    import io
+
+    namespace, printed = {}, []
     for block in _python_blocks(ROOT / "README.md"):
-        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+        printed.append(out.getvalue().splitlines())
     assert (tmp_path / "model.skops").exists()
+    # The first example visibly learns, and prints what its comments say.
+    assert float(printed[0][0]) > 0.75 and printed[0][1] == "['positive' 'negative']"
+    assert printed[1][0] == "{'learning_rate': 0.0001}"
 
 
 @pytest.mark.parametrize("module", [skbert.datasets, skbert._classifier], ids=lambda m: m.__name__)
