@@ -177,10 +177,15 @@ def _add_fit(commands, common):
                      help="optimizer steps between checkpoints (default: after every chunk)")
     fit.add_argument("--resume", action="store_true",
                      help="continue the stream from the newest checkpoint in --checkpoint-dir")
+    fit.add_argument("--regression", action="store_true",
+                     help="the label column holds numbers: train a BertTextRegressor")
     from ._classifier import BertTextClassifier
     from ._cli_params import add_parameter_flags
+    from ._regressor import BertTextRegressor
 
     add_parameter_flags(fit, BertTextClassifier, aliases={"max_iter": ["--epochs"]})
+    add_parameter_flags(fit, BertTextRegressor,
+                        skip=set(BertTextClassifier._parameter_constraints))
     fit.set_defaults(run=_run_fit)
 
 
@@ -310,6 +315,9 @@ def _check_usage(parser, args):
         parser.error(f"{given[0]} streams the file and needs --chunksize N")
     if args.resume and args.checkpoint_dir is None:
         parser.error("--resume needs --checkpoint-dir DIR, the folder of the checkpoints")
+    if args.regression and args.label_sep is not None:
+        parser.error("--regression reads one number per row; --label-sep reads several "
+                     "labels: give one of them")
 
 
 def _column_numbers(parser, args):
@@ -447,6 +455,27 @@ def _labels(frame, column, path, offset):
     return labels
 
 
+def _targets(frame, column, path, offset):
+    """The float targets of ``frame`` (regression); a missing or non-numeric one names
+    its row."""
+    values = _labels(frame, column, path, offset)
+    targets = np.empty(len(values))
+    for i, value in enumerate(values.tolist()):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            targets[i] = float(value)
+        except (TypeError, ValueError):
+            targets[i] = np.nan
+        if not np.isfinite(targets[i]):
+            raise CommandError(
+                f"Row {offset + i} of {os.fspath(path)!r} (0-based, header not counted) has "
+                f"{value!r} in the target column {column!r}; --regression needs a finite "
+                "number in every row."
+            )
+    return targets
+
+
 def _label_lists(frame, column, path, offset, sep, empty_is_none):
     """The label names of each row of ``frame``: the cells split at ``sep``.
 
@@ -477,7 +506,10 @@ def _label_lists(frame, column, path, offset, sep, empty_is_none):
 
 
 def _chunk_labels(args, frame, offset):
-    """The labels of one chunk: an array, or under --label-sep the names of each row."""
+    """The labels of one chunk: an array, or under --label-sep the names of each row
+    (regression: float targets)."""
+    if getattr(args, "regression", False):
+        return _targets(frame, args.label_column, args.data, offset)
     if getattr(args, "label_sep", None) is None:
         return _labels(frame, args.label_column, args.data, offset)
     delimited = file_format(args.data, args.data_format) in ("csv", "tsv")
@@ -617,19 +649,27 @@ def load_model(path):
     else:
         kind = _model_kind(path)
     model = _load_skops(path) if kind == "skops" else _load_pickle(path)
-    if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")):
+    if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")
+            or _is_regressor(model)):
         raise CommandError(
             f"{os.fspath(path)!r} holds a {type(model).__name__}, not a fitted classifier "
-            "with predict_proba and classes_."
+            "with predict_proba and classes_, nor a fitted BertTextRegressor."
         )
     return model
 
 
+def _is_regressor(model):
+    """Whether ``model`` is a fitted skbert regressor (alone or ending a Pipeline)."""
+    return hasattr(_final_estimator(model), "n_outputs_") and hasattr(model, "predict")
+
+
 def _load_folder(path):
-    from . import BertTextClassifier
+    from . import BertTextClassifier, BertTextRegressor
 
     try:
-        return BertTextClassifier.from_pretrained(path)
+        kind = json.loads((path / "skbert.json").read_text(encoding="utf-8")).get("estimator")
+        cls = BertTextRegressor if kind == "BertTextRegressor" else BertTextClassifier
+        return cls.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise CommandError(f"Cannot load the model folder {os.fspath(path)!r}: {exc}") from None
 
@@ -679,13 +719,15 @@ def _set_device(model, device):
 # ------------------------------------------------------------------------- fit
 def _run_fit(args):
     from ._classifier import BertTextClassifier
+    from ._regressor import BertTextRegressor
 
+    cls = BertTextRegressor if args.regression else BertTextClassifier
     _model_kind(args.out)
     _check_out(args, "model")
     _check_data(args)
     model = None
     if not args.resume:
-        model = _estimator(args, BertTextClassifier, checkpoint_dir=args.checkpoint_dir,
+        model = _estimator(args, cls, checkpoint_dir=args.checkpoint_dir,
                            checkpoint_every=args.checkpoint_every)
     _check_checkpoint_dir(args)
     _check_first_chunk(args, args.label_column)
@@ -693,13 +735,15 @@ def _run_fit(args):
         _fit_whole(args, model)
     else:
         if args.resume:
-            model = _resumed(args, BertTextClassifier)
+            model = _resumed(args, cls)
         _fit_stream(args, model)
     try:
         save_model(model, args.out)
     except OSError as exc:
         raise _out_error(args.out, exc, " The trained model was not saved.") from exc
-    if args.label_sep is None:
+    if args.regression:
+        _note(args, f"saved the regressor ({model.n_outputs_} output) to {args.out}")
+    elif args.label_sep is None:
         _note(args, f"saved the model ({len(model.classes_)} classes) to {args.out}")
     else:
         _note(args, f"saved the multi-label model ({len(model.label_names_)} labels: "
@@ -724,14 +768,13 @@ def _check_checkpoint_dir(args):
         )
 
 
-def _check_param_names(params, known):
+def _check_param_names(params, known, kind="BertTextClassifier"):
     from ._cli_params import suggestion
 
     for name in params:
         if name not in known:
             hint = suggestion(name, known)
-            listed = "" if hint else (f"BertTextClassifier's parameters are: "
-                                      f"{', '.join(known)}. ")
+            listed = "" if hint else (f"{kind}'s parameters are: {', '.join(known)}. ")
             raise CommandError(
                 f"Unknown parameter {name!r} in --param {name}=...; {hint}{listed}"
                 "'skbert fit --help' lists each with its type and default."
@@ -758,7 +801,7 @@ def _estimator(args, cls, **options):
     """``cls(**params)`` from the --param values and flags, checked before any data is
     read."""
     params = _given_params(args)
-    _check_param_names(params, cls().get_params())
+    _check_param_names(params, cls().get_params(), cls.__name__)
     params.update({k: v for k, v in options.items() if v is not None})
     model = cls(**params)
     try:
@@ -780,7 +823,7 @@ def _resumed(args, cls):
         raise CommandError(f"{exc} Run without --resume to start a new stream.") from exc
     saved = model.get_params()
     given = _given_params(args)
-    _check_param_names(given, saved)
+    _check_param_names(given, saved, cls.__name__)
     for name, value in given.items():
         if name == "max_iter":  # more epochs than the schedule covers: _check_resumable
             model.set_params(max_iter=value)
@@ -830,7 +873,9 @@ def _scan(args):
     with _progress(args, _count_rows(args), desc="scanning") as bar:
         for texts, labels in _labelled_chunks(args, args.chunksize):
             sizes.append(len(texts))
-            if args.label_sep is None:
+            if args.regression:
+                pass  # targets checked; a regressor has no classes
+            elif args.label_sep is None:
                 classes.update(labels.tolist())
             else:
                 counts.update(name for row in labels for name in row)
@@ -839,6 +884,8 @@ def _scan(args):
         raise CommandError(f"No rows to train on in {os.fspath(args.data)!r}.")
     if args.label_sep is not None:
         return sizes, _label_names(args, counts, sum(sizes))
+    if args.regression:
+        return sizes, None
     try:
         return sizes, np.array(sorted(classes))
     except TypeError:
@@ -893,7 +940,10 @@ def _fit_stream(args, model):
                 if k >= done:
                     if names is not None:
                         labels = indicator_matrix(labels, names)
-                    model.partial_fit(texts, labels, classes=classes)
+                    if args.regression:
+                        model.partial_fit(texts, labels)
+                    else:
+                        model.partial_fit(texts, labels, classes=classes)
                     bar.update(len(texts))
                 k += 1
 
@@ -963,7 +1013,15 @@ def _run_predict(args):
     _check_first_chunk(args, None, extra)
     model = load_model(args.model)
     _set_device(model, args.device)
-    multilabel = _predict_multilabel_options(args, model)
+    if _is_regressor(model):
+        for flag, value in (("--proba", args.proba or None), ("--label-sep", args.label_sep),
+                            ("--multilabel-output", args.multilabel_output)):
+            if value is not None:
+                raise CommandError(f"{flag} applies to classifiers; "
+                                   f"{os.fspath(args.model)!r} is a regressor. Drop {flag}.")
+        multilabel = None
+    else:
+        multilabel = _predict_multilabel_options(args, model)
     frames = _prediction_frames(args, model, pd, multilabel)
     try:
         with atomic_write(args.out) as tmp:
@@ -1045,6 +1103,10 @@ def _multilabel_predict(model, texts):
 def _prediction_columns(args, model, multilabel):
     """The output's columns: id, the prediction(s), and the probabilities."""
     columns = [_id_name(args)]
+    if _is_regressor(model):
+        outputs = _final_estimator(model).n_outputs_
+        return columns + (["prediction"] if outputs == 1
+                          else [f"prediction_{j}" for j in range(outputs)])
     if multilabel is None:
         names = model.classes_
         columns.append("prediction")
@@ -1086,11 +1148,15 @@ def _id_name(args):
 def _predict_chunk(args, model, frame, offset, columns):
     """The output columns of one chunk, as a dict of arrays."""
     texts = _texts(frame, args.text_column, args.data, offset)
-    proba = model.predict_proba(texts)
     if args.id_column is not None:
         ids = frame[args.id_column].to_numpy()
     else:
         ids = np.arange(offset, offset + len(texts))
+    if _is_regressor(model):
+        predicted = np.asarray(model.predict(texts)).reshape(len(texts), -1)
+        return {columns[0]: ids, **{name: predicted[:, j]
+                                    for j, name in enumerate(columns[1:])}}
+    proba = model.predict_proba(texts)
     out = {columns[0]: ids, "prediction": model.classes_[proba.argmax(axis=1)]}
     if args.proba:
         out.update({name: proba[:, j] for j, name in enumerate(columns[2:])})
@@ -1122,6 +1188,12 @@ def _run_evaluate(args):
     _check_first_chunk(args, args.label_column)
     model = load_model(args.model)
     _set_device(model, args.device)
+    if _is_regressor(model):
+        scores = _evaluate_regression(args, model)
+        print(json.dumps(scores) if args.json else "\n".join(
+            f"{k + ':':<9} {v:.4f}" if isinstance(v, float) else f"{k + ':':<9} {v}"
+            for k, v in scores.items()))
+        return
     names = _model_label_names(model)
     if (names is None) != (args.label_sep is None):
         raise CommandError(_evaluate_label_sep_error(args, model, names))
@@ -1149,6 +1221,36 @@ def _run_evaluate(args):
             UserWarning, stacklevel=2)
     print(json.dumps(evaluation_scores(y_true, y_pred)) if args.json
           else evaluation_report(y_true, y_pred))
+
+
+def _evaluate_regression(args, model):
+    """R², mean absolute error, root mean squared error, Pearson and Spearman
+    correlations (averaged over the outputs) and the row count of a regressor."""
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    if args.label_sep is not None:
+        raise CommandError(f"--label-sep applies to classifiers; {os.fspath(args.model)!r} "
+                           "is a regressor. Drop --label-sep.")
+    outputs = _final_estimator(model).n_outputs_
+    if outputs != 1:
+        raise CommandError(f"evaluate reads one target column, but {os.fspath(args.model)!r} "
+                           f"predicts {outputs} outputs; score it in Python.")
+    args.regression = True  # read the label column as numbers
+    y_true, y_pred = [], []
+    with _progress(args, _count_rows(args), desc="evaluate") as bar:
+        for texts, targets in _labelled_chunks(args, args.chunksize):
+            y_true.append(targets)
+            y_pred.append(np.asarray(model.predict(texts)).reshape(len(texts), -1)[:, 0])
+            bar.update(len(texts))
+    if not y_true:
+        raise CommandError(f"No rows to evaluate in {os.fspath(args.data)!r}.")
+    y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
+    return {"R2": float(r2_score(y_true, y_pred)),
+            "MAE": float(mean_absolute_error(y_true, y_pred)),
+            "RMSE": float(np.sqrt(mean_squared_error(y_true, y_pred))),
+            "Pearson": float(pearsonr(y_true, y_pred)[0]),
+            "Spearman": float(spearmanr(y_true, y_pred)[0]), "rows": int(len(y_true))}
 
 
 def _evaluate_label_sep_error(args, model, names):

@@ -121,7 +121,7 @@ def converter(name, constraints):
     return convert, metavar, choices
 
 
-def add_parameter_flags(parser, cls, aliases=None):
+def add_parameter_flags(parser, cls, aliases=None, skip=()):
     """Add a flag per parameter of ``cls`` (not in ``OWN_FLAGS``) to an argument group of
     ``parser``; only flags given on the command line set a value (dest ``param:NAME``).
 
@@ -132,15 +132,17 @@ def add_parameter_flags(parser, cls, aliases=None):
         An estimator class with ``_parameter_constraints`` and a numpydoc docstring.
     aliases : dict of str to list of str, default=None
         Extra flag spellings of a parameter, such as ``{"max_iter": ["--epochs"]}``.
+    skip : collection of str, default=()
+        Parameters that have flags already (another estimator's group).
     """
     docs = docstring_parameters(cls)
     defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
     group = parser.add_argument_group(
-        f"{cls.__name__} parameters",
+        f"{cls.__name__} parameters" + (" (with --regression)" if skip else ""),
         "Each flag sets the estimator parameter of the same name (see the API reference); "
-        "--param NAME=VALUE sets any of them too.")
+        "--param NAME=VALUE sets any of them too." if not skip else None)
     for name, constraints in cls._parameter_constraints.items():
-        if name in OWN_FLAGS:
+        if name in OWN_FLAGS or name in skip:
             continue
         _, description = docs.get(name, ("", ""))
         default = defaults.get(name)

@@ -539,3 +539,51 @@ def test_evaluate_warns_when_every_prediction_is_one_class(test_frame, tmp_path,
     status, out, err = _main(capsys, "evaluate", tmp_path / "m.skops", data, "--quiet")
     assert status == 0 and "MCC:      0.0000" in out
     assert f"warning: the model predicts 'neg' for every one of the {len(test_frame)} rows" in err
+
+
+def test_regression_fit_predict_evaluate(tiny_params, tmp_path, capsys):
+    """Check --regression end to end: a BertTextRegressor saved by fit (whole and
+    streamed), its predictions written by predict, R² and the rest printed by evaluate
+    (text and --json), and a non-numeric target named by its row."""
+    import json
+
+    from skbert import BertTextRegressor
+
+    X, y = make_texts(80, seed=6)
+    target = y * 4.0 + np.linspace(0, 0.5, 80)
+    data = _write(pd.DataFrame({"text": X, "score": target}), tmp_path / "train.csv")
+    params = _param_args(dict(tiny_params, max_iter=4))
+    out = tmp_path / "reg.skops"
+    assert main(["fit", str(data), "--label-column", "score", "--regression", "--out",
+                 str(out), "--quiet", "--loss", "huber", *params]) == 0
+    model = sio.load(out, trusted=skbert.TRUSTED_TYPES)
+    assert isinstance(model, BertTextRegressor) and model.loss == "huber"
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", str(out), str(data), "--out", str(preds), "--quiet"]) == 0
+    written = pd.read_csv(preds)
+    assert written.columns.tolist() == ["row", "prediction"]
+    np.testing.assert_allclose(written["prediction"], model.predict(X), rtol=1e-6)
+    capsys.readouterr()
+    assert main(["evaluate", str(out), str(data), "--label-column", "score", "--quiet",
+                 "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["R2"] == pytest.approx(model.score(X, target), abs=1e-6)
+    assert scores["rows"] == 80 and scores["Spearman"] > 0.5
+    assert main(["evaluate", str(out), str(data), "--label-column", "score", "--quiet"]) == 0
+    assert f"R2:       {scores['R2']:.4f}" in capsys.readouterr().out
+    status, _, err = _main(capsys, "predict", out, data, "--out", preds, "--proba")
+    assert status == 1 and "--proba applies to classifiers" in err
+
+    streamed = tmp_path / "stream.skops"
+    assert main(["fit", str(data), "--label-column", "score", "--regression", "--out",
+                 str(streamed), "--chunksize", "40", "--quiet", *params]) == 0
+    assert sio.load(streamed, trusted=skbert.TRUSTED_TYPES).n_iter_ == 2 * 4
+
+    bad = _write(pd.DataFrame({"text": X[:4], "score": [1.0, 2.0, "high", 3.0]}),
+                 tmp_path / "bad.csv")
+    status, _, err = _main(capsys, "fit", bad, "--label-column", "score", "--regression",
+                           "--out", tmp_path / "bad.skops", *params)
+    assert status == 1 and "Row 2 of" in err and "'high' in the target column 'score'" in err
+    status, _, err = _main(capsys, "fit", data, "--regression", "--label-column", "score",
+                           "--class-weight", "balanced", "--out", tmp_path / "x.skops")
+    assert status == 1 and "Unknown parameter 'class_weight'" in err
