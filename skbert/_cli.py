@@ -4,9 +4,10 @@
 (whole, or streamed chunk by chunk with checkpoints), ``skbert predict`` writes
 predictions of a saved model chunk by chunk, and ``skbert evaluate`` prints metrics.
 With ``--label-sep`` a label column holds several labels per row ("joy|surprise"), and
-the model is a multi-label one that keeps its label names (``label_names_``).
-torch, transformers and skops are imported inside the commands, so ``skbert --help``
-starts fast. See docs/cli.md.
+the model is a multi-label one that keeps its label names (``label_names_``); with
+``--regression`` it holds numbers and the model is a `BertTextRegressor`. Every estimator
+parameter is a flag of ``fit`` (``_cli_params``). torch, transformers and skops are
+imported inside the commands, so ``skbert --help`` starts fast. See docs/cli.md.
 """
 
 import argparse
