@@ -68,7 +68,7 @@ def docstring_parameters(cls):
 def first_sentence(text):
     """The first sentence of ``text`` (up to ". "), for a flag's help."""
     match = re.match(r"(.+?\.)(\s|$)", text)
-    return (match.group(1) if match else text).replace("%", "%%")
+    return match.group(1) if match else text
 
 
 def _none(text):
