@@ -22,7 +22,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 from _data import (
     DEFAULT_DATA_DIR,
     ag_news_split,
@@ -106,32 +105,34 @@ def evaluate(make, X, y, X_test, y_test):
 
 
 SHORT = {"TF-IDF + LogisticRegression": "TF-IDF\n+ LR", "TF-IDF + LinearSVC": "TF-IDF\n+ SVM",
-         "skbert all-MiniLM-L6-v2": "skbert\nMiniLM-L6"}
+         "skbert all-MiniLM-L6-v2": "skbert"}
 
 
-def chart(rows, path):
-    """A bar chart of each dataset's customary metric, one bar per model."""
-    import matplotlib
+def plot(results, path):
+    """Each dataset's customary metric (MCC for CoLA), one bar per model, on a 0-1 axis."""
+    from _plot import BLUE, GREY, LIGHT, cpu_of, pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    rows = results["rows"]
     names = list(dict.fromkeys(r["dataset"] for r in rows))
-    labels = list(dict.fromkeys(r["model"].split(" (")[0] for r in rows))
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.6))
-    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+    fig, axes = pyplot().subplots(2, 2, figsize=(4.8, 5.6), sharey=True)
+    for ax, name in zip(axes.flat, names, strict=False):
         metric = FLOORS[name][0]
-        values = [r[metric] for r in rows if r["dataset"] == name]
-        bars = ax.bar(range(len(values)), values, color=["#9aa5b1", "#c3cbd3", "#2b6cb0"])
-        ax.bar_label(bars, fmt="%.3f", fontsize=8)
-        ax.set_title(f"{name} ({'MCC' if metric == 'mcc' else 'accuracy'})", fontsize=10)
-        ax.set_xticks(range(len(values)), [SHORT.get(lbl, lbl) for lbl in labels], fontsize=8)
-        low = min(values)
-        ax.set_ylim(max(0.0, low - 0.15 * (1 - low) - 0.05), 1.0 if metric != "mcc" else
-                    min(1.0, max(values) + 0.1))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        shown = [r for r in rows if r["dataset"] == name]
+        values = [r[metric] for r in shown]
+        bars = ax.bar(range(len(values)), values, color=[GREY, LIGHT, BLUE][:len(values)])
+        ax.bar_label(bars, fmt="%.3f", fontsize="small")
+        ax.set_title(f"{name}: {'MCC' if metric == 'mcc' else 'accuracy'}")
+        ax.set_xticks(range(len(values)),
+                      [SHORT.get(r["model"].split(" (")[0], r["model"]) for r in shown])
+        ax.set_ylim(0, 1.1)
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    budget = results["budget"]
+    save(fig, path, f"skbert against tuned TF-IDF\n(skbert: up to {budget['max_train']:,} texts)",
+         cpu_of(budget))
 
 
 def merged(path, new_rows):
@@ -186,7 +187,7 @@ def main(argv=None):
         budget = json.loads((RESULTS / f"bench_accuracy{suffix}.json").read_text())["budget"]
     (RESULTS / f"bench_accuracy{suffix}.json").write_text(
         json.dumps({"budget": budget, "rows": rows}, indent=2))
-    chart(rows, RESULTS / f"bench_accuracy{suffix}.png")
+    plot({"budget": budget, "rows": rows}, RESULTS / f"bench_accuracy{suffix}.png")
     print(f"\nwrote {RESULTS / f'bench_accuracy{suffix}.json'} and .png")
 
 

@@ -14,7 +14,8 @@ texts the classifier did not train on:
 ECE is the top-label expected calibration error over 15 equal-width confidence bins
 (the weighted mean gap between accuracy and confidence); also log loss, Brier score
 (multi-class: the mean squared error of the probability vector) and accuracy. Writes
-benchmarks/results/bench_calibration[_quick].json and a reliability diagram .png.
+benchmarks/results/bench_calibration[_quick].json and reliability diagrams beside it
+(``plot``; ``plots.py`` redraws them from the JSON).
 ``--quick``: 500 training texts. Run it alone.
 """
 
@@ -84,17 +85,15 @@ def run(name, train, calibrate, test, args, dtype):
     return rows
 
 
-def chart(rows, path, cpu):
-    import matplotlib
+def plot(results, path):
+    """A reliability diagram per dataset, stacked: accuracy against confidence by bin."""
+    from _plot import BLUE, GREEN, RED, cpu_of, figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    rows = results["results"]
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.6))
-    styles = {"uncalibrated": ("#d62728", "o"), "temperature": ("#3b75af", "s"),
-              "sigmoid": ("#2ca02c", "^")}
-    for ax, name in zip(np.atleast_1d(axes), datasets, strict=True):
+    fig, axes = figure([3.4] * len(datasets))
+    styles = {"uncalibrated": (RED, "o"), "temperature": (BLUE, "s"), "sigmoid": (GREEN, "^")}
+    for ax, name in zip(axes, datasets, strict=True):
         ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1,
                 label="perfect calibration")
         for r in (r for r in rows if r["dataset"] == name):
@@ -104,16 +103,15 @@ def chart(rows, path, cpu):
             ax.scatter(confidence, accuracy, s=8 + 120 * count / count.max(), color=color,
                        marker=marker, label=f"{r['method']} (ECE {r['ece']:.3f})")
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.02)
         ax.set_xlabel("confidence (top-label probability)")
         ax.set_ylabel("accuracy")
-        ax.set_title(f"{name}: {rows[0]['train_texts']:,} training texts", fontsize=10)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.set_title(f"{name}: {rows[0]['train_texts']:,} training texts, "
+                     f"{next(r for r in rows if r['dataset'] == name)['test_texts']:,} scored")
+        ax.legend(loc="lower right")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Reliability diagrams, {N_BINS} bins (marker area: texts in the bin); "
-                 f"{cpu}", fontsize=9)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, path, f"Reliability, {N_BINS} bins\nmarker area: texts in the bin",
+         cpu_of(results))
 
 
 def main():
@@ -122,14 +120,8 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--replot", action="store_true",
-                        help="only redraw the chart from the saved JSON")
     args = parser.parse_args()
     stem = f"bench_calibration{'_quick' if args.quick else ''}"
-    if args.replot:
-        saved = json.loads((RESULTS / f"{stem}.json").read_text())
-        chart(saved["results"], RESULTS / f"{stem}.png", saved["cpu"])
-        return
     require(args.data_dir)
     if args.quick:
         args.n_train, args.epochs = 500, 1
@@ -161,9 +153,9 @@ def main():
         print(f"{r['dataset']:<8} {r['method']:<13} {r['ece']:>7.4f} {r['log_loss']:>9.4f} "
               f"{r['brier']:>7.4f} {r['accuracy']:>7.4f}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(dict(
-        cpu=cpu, training_dtype=dtype, epochs=args.epochs, results=rows), indent=2) + "\n")
-    chart(rows, RESULTS / f"{stem}.png", cpu)
+    results = dict(cpu=cpu, training_dtype=dtype, epochs=args.epochs, results=rows)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, RESULTS / f"{stem}.png")
     print(f"wrote {RESULTS / stem}.json and .png")
 
 

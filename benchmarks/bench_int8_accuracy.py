@@ -5,7 +5,8 @@ AG News slice (its test.csv split 80/20 with a fixed seed, scored on the 20%), t
 predicts the held-out texts with ``inference_dtype`` "float32", "bfloat16" and "int8".
 Prints accuracy, the share of predictions equal to fp32's, the largest probability
 difference from fp32 and the throughput of each, and writes
-benchmarks/results/bench_int8_accuracy.json. Run it alone.
+benchmarks/results/bench_int8_accuracy.json and a chart beside it (``plot``; ``plots.py``
+redraws it from the JSON). Run it alone.
 """
 
 import argparse
@@ -45,6 +46,26 @@ def compare(name, clf, X_test, y_test):
     return rows
 
 
+def plot(results, path):
+    """Throughput and accuracy of each dataset and precision, as bars from 0."""
+    from _plot import BLUE, GREEN, ORANGE, cpu_of, figure, hbars, save
+
+    rows = results["rows"]
+    short = {"float32": "fp32", "bfloat16": "bf16", "int8": "int8"}
+    labels = [f"{r['dataset'].replace(' dev', '').replace(' 20% split', '')}, "
+              f"{short.get(r['inference_dtype'])}" for r in rows]
+    colors = [{"float32": BLUE, "bfloat16": ORANGE}.get(r["inference_dtype"], GREEN) for r in rows]
+    fig, (speed, accuracy) = figure([0.3 * len(rows) + 0.8] * 2)
+    hbars(speed, labels, [r["tokens_per_s"] for r in rows], colors, "{:,.0f}".format,
+          xlabel="real tokens per second")
+    hbars(accuracy, labels, [r["accuracy"] for r in rows], colors,
+          [f"{r['accuracy']:.4f} ({r['agree_with_fp32']:.1%} same as fp32)" for r in rows],
+          xlabel="accuracy on held-out texts", xmax=1.75)
+    accuracy.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    save(fig, path, f"Each precision on fine-tuned models\n({results['n_train']:,} training texts)",
+         cpu_of(results))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
@@ -74,8 +95,9 @@ def main(argv=None):
               f"{r['agree_with_fp32']:>10.4f} | {r['max_abs_proba_diff']:>8.4f} | "
               f"{r['tokens_per_s']:>8,.0f} |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"cpu": cpu_description(), "n_train": args.n_train,
-                                          "rows": rows}, indent=2))
+    results = {"cpu": cpu_description(), "n_train": args.n_train, "rows": rows}
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    plot(results, Path(args.out).with_suffix(".png"))
     print(f"\nwrote {args.out}")
 
 

@@ -17,7 +17,8 @@ with bert-base-uncased at max_length 512 and the Trainer), TF-IDF + LinearSVC on
 15,076 training posts and skbert ``"window"`` on a subsample, beside the reported
 figure.
 
-Writes benchmarks/results/bench_long[_quick].json and .png. About 25 minutes on a
+Writes benchmarks/results/bench_long[_quick].json and a chart beside it (``plot``;
+``plots.py`` redraws it from the JSON). About 25 minutes on a
 2-core CPU; ``--quick``: 600 training posts, 300 test posts, one epoch, no tutorial
 split (5 minutes). Run it alone: the figures are seconds on this CPU.
 """
@@ -80,51 +81,45 @@ def run_skbert(mode, X, y, X_test, y_test, args, dtype):
                 accuracy=accuracy, fit_s=fit_s, predict_s=predict_s)
 
 
-def _bars(ax, rows, title):
-    names = [r["model"].replace("skbert, truncation=", "skbert ").replace(" + ", "+\n", 1)
-             .replace(", Trainer, ", "\nTrainer, ") + f"\n({r['train_texts']:,} posts)"
-             for r in rows]
-    colors = ["#888888" if r["model"].startswith("TF-IDF") else
-              "#cccccc" if "tutorial" in r["model"] else "#3b75af" for r in rows]
-    y = np.arange(len(rows))[::-1]
-    ax.barh(y, [r["accuracy"] for r in rows], color=colors)
-    ax.set_yticks(y, names, fontsize=8)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("accuracy")
-    ax.set_title(title, fontsize=9)
-    for yi, r in zip(y, rows, strict=True):
-        ax.text(r["accuracy"] + 0.01, yi, f"{r['accuracy']:.3f}", va="center", fontsize=8)
+def plot(results, path):
+    """Accuracy of each model on the bydate split and on the tutorial's split (bars from
+    0), and skbert's accuracy against its fit + predict seconds, stacked."""
+    from _plot import BLUE, GREY, LIGHT, cpu_of, figure, hbars, label_points, save, wrap
 
+    def bars(ax, rows, title):
+        names = [wrap(r["model"].replace("skbert, truncation=", "skbert ")
+                      .replace(" (CV C)", "").replace(", Trainer", "")
+                      .replace("max_length 512 (tutorial)", "512 tokens (reported)"), 24)
+                 + f"\n{r['train_texts']:,} posts" for r in rows]
+        colors = [GREY if r["model"].startswith("TF-IDF") else
+                  LIGHT if "tutorial" in r["model"] else BLUE for r in rows]
+        hbars(ax, names, [r["accuracy"] for r in rows], colors, "{:.3f}".format,
+              xlabel="accuracy", xmax=1.12)
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+        ax.set_title(title)
 
-def chart(results, tutorial, path, cpu):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = 3 if tutorial else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.4 * panels, 4.4),
-                             gridspec_kw=dict(wspace=0.75))
-    rows = [r for r in results if "accuracy" in r]
-    _bars(axes[0], rows, f"bydate split, {rows[0]['test_texts']:,} test posts")
-    if tutorial:
-        _bars(axes[1], tutorial, "the tutorial's random 80/20 split (grey: reported)")
-    right = axes[-1]
+    rows = [r for r in results["results"] if "accuracy" in r]
+    tutorial = results.get("tutorial_split") or []
     timed = [r for r in rows if "predict_s" in r]
-    for r in timed:
-        right.scatter(r["fit_s"] + r["predict_s"], r["accuracy"], s=40, color="#3b75af")
-        right.annotate(f"{r['truncation']} ({r['train_sequences']:,} seqs)",
-                       (r["fit_s"] + r["predict_s"], r["accuracy"]),
-                       textcoords="offset points", xytext=(6, 4), fontsize=8)
-    right.set_xlabel("fit + predict seconds (2-core CPU)")
+    heights = [0.5 * len(rows) + 0.9] + ([0.6 * len(tutorial) + 1.0] if tutorial else []) + [2.6]
+    fig, axes = figure(heights)
+    bars(axes[0], rows, f"bydate split, {rows[0]['test_texts']:,} test posts")
+    if tutorial:
+        bars(axes[1], tutorial, "the tutorial's 80/20 split (light: reported)")
+    right = axes[-1]
+    seconds = [r["fit_s"] + r["predict_s"] for r in timed]
+    right.scatter(seconds, [r["accuracy"] for r in timed], s=40, color=BLUE, zorder=3)
+    right.set_xlim(0, 1.15 * max(seconds))
+    right.set_ylim(0, 1)
+    label_points(right, seconds, [r["accuracy"] for r in timed],
+                 [f"{r['truncation']} ({r['train_sequences']:,} "
+                  f"{'windows' if r['truncation'] == 'window' else 'texts'})" for r in timed])
+    right.set_xlabel("skbert's fit + predict seconds")
     right.set_ylabel("accuracy, bydate split")
-    right.set_xlim(0, 1.35 * max(r["fit_s"] + r["predict_s"] for r in timed))
-    lows = [r["accuracy"] for r in timed]
-    right.set_ylim(max(0.0, min(lows) - 0.1), min(1.0, max(lows) + 0.1))
+    right.set_title("skbert: accuracy against time")
     right.grid(alpha=0.3)
-    fig.suptitle(f"20 Newsgroups, long posts at max_length 128 ({cpu})", fontsize=9)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    save(fig, path, f"20 Newsgroups, long posts at max_length {results['max_length']}",
+         cpu_of(results))
 
 
 def main():
@@ -141,14 +136,7 @@ def main():
     parser.add_argument("--modes", default="head,head_tail,window")
     parser.add_argument("--no-tutorial", action="store_true",
                         help="skip the rows on the tutorial's 80/20 split")
-    parser.add_argument("--replot", action="store_true",
-                        help="only redraw the chart from the saved JSON")
     args = parser.parse_args()
-    if args.replot:
-        out = RESULTS / f"bench_long{'_quick' if args.quick else ''}.json"
-        saved = json.loads(out.read_text())
-        chart(saved["results"], saved["tutorial_split"], out.with_suffix(".png"), saved["cpu"])
-        return
     require(args.data_dir)
     if args.quick:
         args.n_train, args.n_test, args.epochs, args.no_tutorial = 600, 300, 1, True
@@ -203,11 +191,11 @@ def main():
               f"{r['accuracy']:>8.3f} {fit:>7} {predict:>9}")
     RESULTS.mkdir(exist_ok=True)
     stem = f"bench_long{'_quick' if args.quick else ''}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(dict(
-        cpu=cpu, training_dtype=dtype, max_length=args.max_length, stride=args.stride,
-        epochs=args.epochs, learning_rate=args.learning_rate, results=results,
-        tutorial_split=tutorial), indent=2) + "\n")
-    chart(results, tutorial, RESULTS / f"{stem}.png", cpu)
+    saved = dict(cpu=cpu, training_dtype=dtype, max_length=args.max_length, stride=args.stride,
+                 epochs=args.epochs, learning_rate=args.learning_rate, results=results,
+                 tutorial_split=tutorial)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(saved, indent=2) + "\n")
+    plot(saved, RESULTS / f"{stem}.png")
     print(f"wrote {RESULTS / stem}.json and .png")
 
 

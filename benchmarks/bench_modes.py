@@ -6,7 +6,8 @@ spam (split by unique text), prints one table of accuracy, macro-F1, MCC and fit
 then the cost of one epoch after the first for full and frozen training (measured as the
 difference between fits of different lengths, so loading and feature caching cancel
 out), and "mean" against "cls" pooling for the default model. Writes JSON to
-benchmarks/results/bench_modes.json. Run it alone.
+benchmarks/results/bench_modes.json and a chart of accuracy against fit time beside it
+(``plot``; ``plots.py`` redraws it from the JSON). Run it alone.
 """
 
 import argparse
@@ -15,13 +16,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from _data import DEFAULT_DATA_DIR, cola, require, sms_spam, sst2, subsample
+from _data import DEFAULT_DATA_DIR, cola, cpu_description, require, sms_spam, sst2, subsample
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from skbert import BertTextClassifier, MaskedLMPretrainer
 
 FULL = dict(learning_rate=1e-4, max_iter=2, random_state=0)
 FROZEN = dict(freeze_base=True, learning_rate=1e-2, max_iter=20, random_state=0)
+# The metric each dataset is read by (as in bench_accuracy.py), and each mode's marker.
+METRIC = {"SST-2": "accuracy", "CoLA": "mcc", "SMS spam": "accuracy"}
+MARKERS = {"full": ("o", "#3b75af"), "frozen + linear head": ("s", "#e08b2c"),
+           "frozen + MLP head (256,)": ("^", "#2ca02c"),
+           "further pre-training, then full": ("D", "#8a8a8a")}
 
 
 def scores(y_true, y_pred):
@@ -58,6 +64,35 @@ def epoch_cost(X, y, params, short, long):
     return (times[long] - times[short]) / (long - short)
 
 
+def plot(results, path):
+    """Each dataset's score against fit seconds, one marker per mode, a panel per dataset."""
+    from _plot import cpu_of, figure, label_points, save
+
+    names = list(dict.fromkeys(r["dataset"] for r in results["modes"]))
+    fig, axes = figure([2.1] * len(names), sharex=True)
+    longest = max(r["fit_s"] for r in results["modes"])
+    for ax, name in zip(axes, names, strict=True):
+        metric = METRIC.get(name, "accuracy")
+        rows = [r for r in results["modes"] if r["dataset"] == name]
+        for r in rows:
+            marker, color = MARKERS[r["mode"]]
+            ax.scatter(r["fit_s"], r[metric], marker=marker, color=color, s=55, zorder=3,
+                       label=r["mode"])
+        values = [r[metric] for r in rows]
+        pad = max(0.02, 0.25 * (max(values) - min(values)))
+        ax.set_ylim(max(-1.0, min(values) - pad), min(1.0, max(values) + pad))
+        ax.set_xlim(0, longest * 1.18)
+        label_points(ax, [r["fit_s"] for r in rows], values, [f"{v:.3f}" for v in values])
+        ax.set_ylabel("MCC" if metric == "mcc" else "accuracy")
+        ax.set_title(name, loc="left")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("fit seconds (loading the model included)")
+    axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, 1.62), ncol=2, frameon=False,
+                   fontsize="small", handletextpad=0.2, columnspacing=1.0)
+    save(fig, path, f"Fine-tuning modes on {results['n_train']:,} training texts",
+         cpu_of(results))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
@@ -78,7 +113,8 @@ def main(argv=None):
     }
     modes = ["full", "frozen + linear head", "frozen + MLP head (256,)",
              "further pre-training, then full"]
-    results = {"n_train": args.n_train, "full": FULL, "frozen": FROZEN, "modes": []}
+    results = {"cpu": cpu_description(), "n_train": args.n_train, "full": FULL,
+               "frozen": FROZEN, "modes": []}
     with tempfile.TemporaryDirectory() as workdir:
         for dataset, ((X, y), (X_test, y_test)) in datasets.items():
             if args.epochs_only:
@@ -119,6 +155,7 @@ def main(argv=None):
           + ", ".join(f"{k} {v:.3f}" for k, v in results["pooling"].items()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
+    plot(results, Path(args.out).with_suffix(".png"))
 
 
 if __name__ == "__main__":

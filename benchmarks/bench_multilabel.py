@@ -12,13 +12,14 @@ macro-F1 on ``test.tsv`` for:
   0.3, the threshold of the authors' code);
 - beside them the published BERT-base macro-F1 (0.46, Demszky et al. 2020).
 
-Writes benchmarks/results/bench_multilabel[_quick].json and a chart (.png; ``--replot``
-redraws it from the JSON). ``--quick``: 2,000 training
+Writes benchmarks/results/bench_multilabel[_quick].json and a chart beside it (``plot``;
+``plots.py`` redraws it from the JSON). ``--quick``: 2,000 training
 texts, one epoch (a few minutes on a 2-core CPU). Run it alone.
 """
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -43,29 +44,32 @@ def scores(Y_true, Y_pred):
             "macro_f1": f1_score(Y_true, Y_pred, average="macro", zero_division=0.0)}
 
 
-def chart(results, path, cpu):
-    """Micro- and macro-F1 of each row, as grouped horizontal bars."""
-    import matplotlib
+def plot(results, path):
+    """Micro- and macro-F1 of each row, as grouped horizontal bars from 0."""
+    from _plot import BLUE, ORANGE, cpu_of, figure, save, wrap
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(results) + 1.6))
-    y = np.arange(len(results))[::-1]
-    for offset, key, color in [(0.2, "micro_f1", "#3b75af"), (-0.2, "macro_f1", "#e08b2c")]:
-        values = [r.get(key) for r in results]
-        shown = [(yi, v) for yi, v in zip(y, values, strict=True) if v is not None]
-        ax.barh([yi + offset for yi, _ in shown], [v for _, v in shown], height=0.38,
+    rows = results["results"]
+    fig, (ax,) = figure([0.62 * len(rows) + 1.2])
+    y = np.arange(len(rows))[::-1]
+    for offset, key, color in [(0.19, "micro_f1", BLUE), (-0.19, "macro_f1", ORANGE)]:
+        shown = [(yi, r[key]) for yi, r in zip(y, rows, strict=True) if r.get(key) is not None]
+        ax.barh([yi + offset for yi, _ in shown], [v for _, v in shown], height=0.36,
                 color=color, label=key.replace("_f1", "-F1"))
         for yi, v in shown:
-            ax.text(v + 0.005, yi + offset, f"{v:.3f}", va="center", fontsize=8)
-    ax.set_yticks(y, [r["model"].replace(" (", "\n(", 1) for r in results], fontsize=8)
-    ax.set_xlim(0, 0.7)
+            ax.text(v + 0.005, yi + offset, f"{v:.3f}", va="center", fontsize="small")
+    # skbert's settings, "(3 ep, lr 0.0001, 43410 texts)", go once into the title.
+    settings = [m.group(1) for r in rows if (m := re.search(r" \((\d+ ep, [^)]*)\)", r["model"]))]
+    labels = [re.sub(r" \(\d+ ep, [^)]*\)", "", r["model"]).replace(" one-vs-rest", "")
+              .replace(" (CV C)", "") for r in rows]
+    ax.set_yticks(y, [wrap(label, 24) for label in labels])
+    ax.set_xlim(0, 0.75)
     ax.set_xlabel("F1 on GoEmotions test (28 labels)")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(f"GoEmotions; {cpu}", fontsize=9)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.tick_params(axis="y", length=0)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    title = "GoEmotions multi-label: micro- and macro-F1"
+    save(fig, path, title + (f"\nskbert: {settings[0]}" if settings else ""), cpu_of(results))
 
 
 def main():
@@ -75,14 +79,8 @@ def main():
     parser.add_argument("--max-train", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--replot", action="store_true",
-                        help="only redraw the chart from the saved JSON")
     args = parser.parse_args()
     out = RESULTS / f"bench_multilabel{'_quick' if args.quick else ''}.json"
-    if args.replot:
-        saved = json.loads(out.read_text())
-        chart(saved["results"], out.with_suffix(".png"), saved["cpu"])
-        return
     require(args.data_dir)
     X, Y, names = goemotions(args.data_dir, "train")
     X_test, Y_test, _ = goemotions(args.data_dir, "test")
@@ -132,9 +130,10 @@ def main():
         fit = f"{r['fit_s']:.0f}" if "fit_s" in r else "-"
         print(f"{r['model']:<66} {micro:>8} {r['macro_f1']:>8.3f} {fit:>7}")
     RESULTS.mkdir(exist_ok=True)
-    out.write_text(json.dumps(dict(cpu=cpu, training_dtype=dtype, results=results,
-                                   thresholds=clf.thresholds_.tolist()), indent=2) + "\n")
-    chart(results, out.with_suffix(".png"), cpu)
+    saved = dict(cpu=cpu, training_dtype=dtype, results=results,
+                 thresholds=clf.thresholds_.tolist())
+    out.write_text(json.dumps(saved, indent=2) + "\n")
+    plot(saved, out.with_suffix(".png"))
     print(f"wrote {out} and its .png")
 
 

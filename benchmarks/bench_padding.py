@@ -4,11 +4,14 @@ skbert pads each batch to its own longest text; on CUDA it rounds that length up
 multiple of 8 (tensor cores want it), on the CPU it does not. This fits the default
 model for one epoch on an SST-2 training slice, alternating between the two settings in
 one process, and times predict_proba on SST-2 dev the same way, so that the comparison
-sees the same machine state. Run it alone.
+sees the same machine state. Writes benchmarks/results/bench_padding.json and a chart
+beside it (``plot``; ``plots.py`` redraws it from the JSON). Run it alone.
 """
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 from _data import DEFAULT_DATA_DIR, cpu_description, require, sst2, subsample
 
@@ -29,6 +32,30 @@ def timed_predict(clf, texts):
     start = time.perf_counter()
     clf.predict_proba(texts)
     return time.perf_counter() - start
+
+
+def plot(results, path):
+    """Fit and predict rates of each setting: every run as a dot, their mean as a bar."""
+    from _plot import BLUE, GREY, cpu_of, figure, save
+
+    rows = results["rows"]
+    fig, axes = figure([1.6, 1.6])
+    for ax, key, label in [(axes[0], "fit_samples_per_s", "fit: training samples per second"),
+                           (axes[1], "predict_texts_per_s", "predict: texts per second")]:
+        y = range(len(rows))[::-1]
+        means = [sum(r[key]) / len(r[key]) for r in rows]
+        ax.barh(y, means, color=[GREY, BLUE][:len(rows)], height=0.6)
+        for yi, r in zip(y, rows, strict=True):
+            ax.scatter(r[key], [yi] * len(r[key]), color="black", s=14, zorder=3)
+            runs = " / ".join(f"{v:.1f}" if v < 100 else f"{v:.0f}" for v in r[key])
+            ax.text(max(r[key]), yi, "  " + runs, va="center", fontsize="small")
+        ax.set_yticks(list(y), [r["padding"] for r in rows])
+        ax.set_xlim(0, 1.45 * max(max(r[key]) for r in rows))
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_axisbelow(True)
+    save(fig, path, "Padding on the CPU\neach run (dots) and their mean (bar)",
+         cpu_of(results))
 
 
 def main(argv=None):
@@ -60,6 +87,12 @@ def main(argv=None):
         fits = " / ".join(f"{r:.1f}" for r in fit_rates[name])
         predicts = " / ".join(f"{r:.0f}" for r in predict_rates[name])
         print(f"| {name} | {fits} | {predicts} |")
+    results = {"cpu": cpu_description(), "n_train": len(X), "repeats": args.repeats,
+               "rows": [{"padding": name, "fit_samples_per_s": fit_rates[name],
+                         "predict_texts_per_s": predict_rates[name]} for name in SETTINGS]}
+    out = Path(__file__).parent / "results" / "bench_padding.json"
+    out.write_text(json.dumps(results, indent=2))
+    plot(results, out.with_suffix(".png"))
 
 
 if __name__ == "__main__":

@@ -8,12 +8,18 @@ short; AG News, longer), measures real (non-pad) tokens per second of:
 - sorting by length with dynamic padding in batches of 64, fp32 and bf16 autocast (bf16
   only on CPUs with native bf16: elsewhere it is emulated and many times slower);
 - skbert's predict_proba end to end (tokenization included), fp32, "auto" (where it is
-  not fp32, i.e. where bf16 is measured faster on this CPU) and "int8", with its token
-  budget swept;
+  not fp32, i.e. where bf16 is measured faster on this CPU), "int8" and the OpenVINO
+  backend (``inference_backend="openvino"``, its default precision for the CPU), with
+  its token budget swept;
 - the CPU serving anchors of int8 inference, on the same pre-tokenized token-sorted
   batches of 64: torch fp32, ONNX Runtime fp32 and int8 (its dynamic quantization of
-  skbert's ``export_onnx`` graph), and torch's dynamic int8 quantization of the Linear
-  layers (``--no-onnx`` skips the ONNX rows).
+  skbert's ``export_onnx`` graph), OpenVINO with its default precision for the CPU
+  (bf16 where the CPU has it) on the same graph, and torch's dynamic int8 quantization
+  of the Linear layers (``--no-onnx`` skips the ONNX and OpenVINO rows; the OpenVINO
+  rows need the ``openvino`` package).
+
+Each path runs ``--repeats`` times after a warm-up; the table shows the median and the
+spread (slowest-fastest run), and the ratio of skbert's best path to the fastest peer.
 
 Prints one table per dataset with the ratio to the pipeline's default and to a measured
 matmul peak (the best GFLOP/s of this CPU in fp32 and, where it is native, bf16, divided
@@ -39,18 +45,29 @@ from skbert._pretrained import DEFAULT_MODEL, quiet_transformers, resolve_model_
 from skbert._training import cpu_bf16_pays, cpu_has_native_bf16
 
 NATIVE_BF16 = cpu_has_native_bf16()
+try:
+    import openvino  # noqa: F401
+
+    OPENVINO = True
+except ImportError:  # the OpenVINO row is left out
+    OPENVINO = False
 AUTO_IS_BF16 = cpu_bf16_pays()
+
+
+def timings(fn, repeats):
+    """Wall times of ``repeats`` runs of ``fn`` (after one warm-up run)."""
+    fn()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def timed(fn, repeats):
     """Best wall time of ``repeats`` runs of ``fn`` (after one warm-up run)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(timings(fn, repeats))
 
 
 def matmul_peak_tokens_per_s(model, dtype):
@@ -125,8 +142,25 @@ def onnx_runner(path, batches):
     return run
 
 
+def openvino_runner(path, batches):
+    """OpenVINO on the CPU with its default precision (bf16 where the CPU has it)."""
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(str(path), "CPU",
+                                  {"INFERENCE_NUM_THREADS": torch.get_num_threads()})
+    request = compiled.create_infer_request()
+
+    def run():
+        for b in batches:
+            request.infer({"input_ids": b["input_ids"].astype(np.int64),
+                           "attention_mask": b["attention_mask"].astype(np.int64)})
+
+    return run, compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+
+
 def int8_anchors(clf, tokenizer, texts, add, onnx):
-    """The rows of the int8 issue's table: pre-tokenized sorted batches of 64."""
+    """The serving anchors: pre-tokenized sorted batches of 64."""
     from torch.ao.quantization import quantize_dynamic
 
     batches = presorted_batches(tokenizer, texts)
@@ -140,6 +174,9 @@ def int8_anchors(clf, tokenizer, texts, add, onnx):
             folder = clf.export_onnx(Path(tmp) / "onnx")
             add("anchor: ONNX Runtime fp32, same batches",
                 onnx_runner(folder / "model.onnx", batches))
+            if OPENVINO:
+                run, precision = openvino_runner(folder / "model.onnx", batches)
+                add(f"anchor: OpenVINO CPU default ({precision}), same batches", run)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ort_quantize(folder / "model.onnx", folder / "model.int8.onnx",
@@ -158,9 +195,15 @@ def bench_dataset(name, texts, clf, seq_model, tokenizer, pipe, repeats, peak, o
     rows = []
 
     def add(label, fn):
-        seconds = timed(fn, repeats)
-        rows.append({"path": label, "tokens_per_s": real_tokens / seconds, "seconds": seconds})
-        print(f"  {label:<52} {real_tokens / seconds:>9,.0f} tokens/s", flush=True)
+        # One run is one sample on these CPUs: the median of several, and their spread.
+        runs = np.array(timings(fn, repeats))
+        seconds = float(np.median(runs))
+        low, high = real_tokens / runs.max(), real_tokens / runs.min()
+        rows.append({"path": label, "tokens_per_s": real_tokens / seconds, "seconds": seconds,
+                     "tokens_per_s_min": low, "tokens_per_s_max": high,
+                     "runs_seconds": runs.tolist()})
+        print(f"  {label:<52} {real_tokens / seconds:>9,.0f} tokens/s "
+              f"({low:,.0f}-{high:,.0f})", flush=True)
 
     print(f"{name}: {len(texts)} texts, {real_tokens} real tokens")
     add("transformers pipeline, default", lambda: pipe(texts, truncation=True, max_length=128))
@@ -177,10 +220,14 @@ def bench_dataset(name, texts, clf, seq_model, tokenizer, pipe, repeats, peak, o
     int8_anchors(clf, tokenizer, texts, add, onnx)
     reference = None
     # Where bf16 does not pay, "auto" is float32: its rows would repeat those of float32.
-    for dtype in ("float32", "auto", "int8") if AUTO_IS_BF16 else ("float32", "int8"):
+    settings = [("torch", "float32")] + [("torch", "auto")] * AUTO_IS_BF16 + [("torch", "int8")]
+    settings += [("openvino", "auto")] * OPENVINO
+    for backend, dtype in settings:
         for budget in (1024, 2048, 4096):
-            clf.set_params(inference_dtype=dtype, predict_batch_tokens=budget)
-            add(f"skbert predict_proba, {dtype}, budget {budget}",
+            clf.set_params(inference_backend=backend, inference_dtype=dtype,
+                           predict_batch_tokens=budget)
+            setting = dtype if backend == "torch" else f"{backend}, {dtype}"
+            add(f"skbert predict_proba, {setting}, budget {budget}",
                 lambda: clf.predict_proba(texts))
             proba = clf.predict_proba(texts)
             if reference is None:
@@ -188,7 +235,7 @@ def bench_dataset(name, texts, clf, seq_model, tokenizer, pipe, repeats, peak, o
             agree = np.mean(proba.argmax(1) == reference.argmax(1))
             rows[-1]["argmax_agreement_with_fp32"] = float(agree)
             rows[-1]["max_abs_proba_diff"] = float(np.abs(proba - reference).max())
-    clf.set_params(inference_dtype="auto", predict_batch_tokens=None)
+    clf.set_params(inference_backend="torch", inference_dtype="auto", predict_batch_tokens=None)
     base = rows[0]["tokens_per_s"]
     for row in rows:
         row["vs_pipeline"] = row["tokens_per_s"] / base
@@ -198,22 +245,92 @@ def bench_dataset(name, texts, clf, seq_model, tokenizer, pipe, repeats, peak, o
 
 def print_table(result):
     print(f"\n{result['dataset']} ({result['texts']} texts, {result['real_tokens']} real tokens)")
-    header = (f"| {'path':<52} | {'tokens/s':>9} | {'x pipeline':>10} | {'of peak':>12} "
-              f"| {'agree fp32':>10} |")
+    header = (f"| {'path':<52} | {'tokens/s':>9} | {'spread':>15} | {'x pipeline':>10} "
+              f"| {'of peak':>12} | {'agree fp32':>10} |")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for r in result["rows"]:
         agree = r.get("argmax_agreement_with_fp32")
         agree = f"{agree:.4f}" if agree is not None else ""
-        print(f"| {r['path']:<52} | {r['tokens_per_s']:>9,.0f} | {r['vs_pipeline']:>10.2f} | "
-              f"{r['of_peak']:>12.0%} | {agree:>10} |")
+        spread = f"{r['tokens_per_s_min']:,.0f}-{r['tokens_per_s_max']:,.0f}"
+        print(f"| {r['path']:<52} | {r['tokens_per_s']:>9,.0f} | {spread:>15} "
+              f"| {r['vs_pipeline']:>10.2f} | {r['of_peak']:>12.0%} | {agree:>10} |")
+    skbert = max((r for r in result["rows"] if r["path"].startswith("skbert")),
+                 key=lambda r: r["tokens_per_s"])
+    peers = [r for r in result["rows"] if r["path"].startswith("anchor")]
+    if peers:
+        fastest = max(peers, key=lambda r: r["tokens_per_s"])
+        print(f"skbert's best ({skbert['path']}) / fastest peer ({fastest['path']}): "
+              f"{skbert['tokens_per_s'] / fastest['tokens_per_s']:.2f}x")
+
+
+SHORT = [("transformers pipeline", "pipeline"), ("batch_size=64", "batch 64"),
+         ("pad everything to 128, batches of 32", "pad to 128, batch 32"),
+         ("sort by length, dynamic padding, batches of 64", "sorted, per-batch pad"),
+         ("same under CPU bf16 autocast", "sorted, per-batch pad, bf16"),
+         (", pre-tokenized sorted batches of 64", ""), (", same batches", ""),
+         (" (dynamic quantization of Linear)", ""), (" (dynamic quantization)", ""),
+         ("skbert predict_proba, ", "skbert "), ("float32", "fp32"), ("bfloat16", "bf16")]
+
+
+def plot(results, path):
+    """Tokens per second of each path, a bar per dataset, from 0, with the matmul peak."""
+    from _plot import BLUE, ORANGE, cpu_of, figure, save, wrap
+
+    def short(label):
+        for old, new in SHORT:
+            label = label.replace(old, new)
+        return wrap(label, 27)
+
+    paths = list(dict.fromkeys(r["path"] for result in results["results"]
+                               for r in result["rows"]))
+    fig, (ax,) = figure([0.36 * len(paths) * len(results["results"]) / 2 + 1.3])
+    height = 0.8 / len(results["results"])
+    y = np.arange(len(paths))[::-1]
+    top = 0
+    for k, (result, color) in enumerate(zip(results["results"], [BLUE, ORANGE], strict=False)):
+        rows = {r["path"]: r for r in result["rows"]}
+        at = [(yi - (k - 0.5) * height, rows[p]) for yi, p in zip(y, paths, strict=True)
+              if p in rows]
+        values = np.array([r["tokens_per_s"] for _, r in at])
+        spread = None
+        if all("tokens_per_s_min" in r for _, r in at):
+            spread = [values - [r["tokens_per_s_min"] for _, r in at],
+                      [r["tokens_per_s_max"] for _, r in at] - values]
+        ax.barh([yi for yi, _ in at], values, height=height, color=color,
+                xerr=spread, error_kw=dict(lw=0.8, capsize=1.5, ecolor="#444444"),
+                label=result["dataset"])
+        for (yi, _), v in zip(at, values, strict=True):
+            ax.text(v, yi, f" {v / 1000:.1f}k", va="center", fontsize="small", zorder=4,
+                    bbox=dict(facecolor="white", edgecolor="none", alpha=0.7, pad=0))
+        top = max(top, values.max(), *(spread[1] + values if spread else []))
+    peak = results.get("peak_tokens_per_s") or results.get("bf16_peak_tokens_per_s")
+    dtype = str(results.get("peak_dtype", "torch.bfloat16")).replace("torch.", "")
+    if peak:
+        ax.axvline(peak, color="#555555", linestyle="--", linewidth=1, zorder=1,
+                   label=f"{dtype.replace('float32', 'fp32').replace('bfloat16', 'bf16')} "
+                         "matmul peak")
+        top = max(top, peak)
+    ax.set_yticks(y, [short(p) for p in paths])
+    ax.set_xlim(0, top * 1.15)
+    ax.set_ylim(-0.7, len(paths) - 0.3)
+    ax.set_xlabel("real (non-pad) tokens per second")
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v / 1000:.0f}k")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.tick_params(axis="y", length=0)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.4, 1.0), ncol=2, frameon=False,
+              fontsize="small", handlelength=1.2, columnspacing=0.8)
+    save(fig, path, "Prediction speed, default model\n(skbert rows: tokenizing included)",
+         cpu_of(results))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     parser.add_argument("--n-ag-news", type=int, default=2000, help="AG News texts used")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs of each path (after a warm-up); the median is shown")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false",
                         help="skip the ONNX Runtime rows (needs onnxruntime, onnxscript)")
     parser.add_argument("--out", default=Path(__file__).parent / "results" / "bench_predict.json")
@@ -257,6 +374,7 @@ def main(argv=None):
                "peak_dtype": str(peak_dtype), "peak_tokens_per_s": peak,
                "matmul_gflops": gflops / 1e9, "results": results}
     Path(args.out).write_text(json.dumps(payload, indent=2))
+    plot(payload, Path(args.out).with_suffix(".png"))
     print(f"\nwrote {args.out}")
 
 

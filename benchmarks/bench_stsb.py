@@ -13,7 +13,8 @@ the split sentence-embedding papers report) for:
   [SEP] (a cross-encoder), all 5,749 training pairs, 3 epochs (``--epochs``);
 - beside them published figures for small and base BERTs (../shared/datasets/README.md).
 
-Writes benchmarks/results/bench_stsb[_quick].json and .png. ``--quick``: 1,000 training
+Writes benchmarks/results/bench_stsb[_quick].json and a chart beside it (``plot``;
+``plots.py`` redraws it from the JSON). ``--quick``: 1,000 training
 pairs, one epoch. Run it alone.
 """
 
@@ -95,28 +96,21 @@ def frozen_cosine(sets):
             for split, (P, t) in sets.items()}
 
 
-def chart(rows, path, cpu):
-    import matplotlib
+def plot(results, path):
+    """Spearman correlation on dev and on test, measured and published, bars from 0."""
+    from _plot import BLUE, LIGHT, cpu_of, figure, hbars, save, wrap
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw=dict(wspace=0.9))
-    for ax, split in zip(axes, ["dev", "test"], strict=True):
-        shown = [(r["model"], r[split]["spearman"], r.get("published", False)) for r in rows
-                 if split in r and r[split].get("spearman") is not None]
-        y = np.arange(len(shown))[::-1]
-        ax.barh(y, [s for _, s, _ in shown],
-                color=["#cccccc" if p else "#3b75af" for _, _, p in shown],
-                hatch=None, edgecolor="#555555")
-        ax.set_yticks(y, [m for m, _, _ in shown], fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.set_xlabel(f"Spearman correlation, STS-B {split}")
-        for yi, (_, s, _) in zip(y, shown, strict=True):
-            ax.text(s + 0.01, yi, f"{s:.3f}", va="center", fontsize=8)
-    fig.suptitle(f"STS-B: measured here (blue) and published (grey); {cpu}", fontsize=9)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    rows = results["results"]
+    shown = {split: [r for r in rows if r.get(split, {}).get("spearman") is not None]
+             for split in ("dev", "test")}
+    fig, axes = figure([0.42 * len(shown[s]) + 0.9 for s in shown])
+    for ax, (split, picked) in zip(axes, shown.items(), strict=True):
+        hbars(ax, [wrap(r["model"].replace("Regressor (", "Regressor\n("), 30) for r in picked],
+              [r[split]["spearman"] for r in picked],
+              [LIGHT if r.get("published") else BLUE for r in picked], "{:.3f}".format,
+              xlabel=f"Spearman correlation, STS-B {split}", xmax=1.12)
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    save(fig, path, "STS-B: measured here (blue), published (grey)", cpu_of(results))
 
 
 def main():
@@ -168,10 +162,10 @@ def main():
               f"{cell(r, 'test', 'pearson'):>6} {cell(r, 'test', 'spearman'):>6} {fit:>6}")
     RESULTS.mkdir(exist_ok=True)
     stem = f"bench_stsb{'_quick' if args.quick else ''}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(dict(
-        cpu=cpu, training_dtype=dtype, epochs=epochs, learning_rate=args.learning_rate,
-        results=rows), indent=2) + "\n")
-    chart(rows, RESULTS / f"{stem}.png", cpu)
+    results = dict(cpu=cpu, training_dtype=dtype, epochs=epochs,
+                   learning_rate=args.learning_rate, results=rows)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, RESULTS / f"{stem}.png")
     print(f"wrote {RESULTS / stem}.json and .png")
 
 

@@ -7,7 +7,8 @@ gets AutoModelForSequenceClassification with DataCollatorWithPadding (per-batch 
 random batches); skbert its defaults (length-grouped batches). skbert's time includes
 loading the model and tokenizing; the Trainer's does not. Prints samples/s, real
 tokens/s and SST-2 dev accuracy, and the ratios to the Trainer. Needs the bench extra
-(accelerate, for the Trainer). Run it alone.
+(accelerate, for the Trainer). Writes benchmarks/results/bench_train.json (``--out``) and a
+chart beside it (``plot``; ``plots.py`` redraws it from the JSON). Run it alone.
 """
 
 import argparse
@@ -78,6 +79,24 @@ def run_skbert(X, y, X_dev, y_dev, training_dtype="auto"):
     return seconds, clf.score(X_dev, y_dev)
 
 
+def plot(results, path):
+    """Samples per second of each path, from 0, with the ratio to the Trainer."""
+    from _plot import BLUE, GREY, ORANGE, cpu_of, figure, hbars, save
+
+    rows = results["rows"]
+    labels = [r["path"].replace("transformers Trainer", "Trainer").replace("float32", "fp32")
+              .replace("bfloat16", "bf16 autocast") for r in rows]
+    colors = [GREY if r["path"].startswith("transformers") else
+              ORANGE if "bfloat16" in r["path"] else BLUE for r in rows]
+    fig, (ax,) = figure([0.55 * len(rows) + 0.9])
+    hbars(ax, labels, [r["samples_per_s"] for r in rows], colors,
+          [f"{r['samples_per_s']:.1f} ({r['vs_trainer']:.2f}x), "
+           f"dev acc. {r['dev_accuracy']:.3f}" for r in rows],
+          xlabel="training samples per second")
+    save(fig, path, f"Training speed: {results['n_train']:,} SST-2 texts, 1 epoch",
+         cpu_of(results))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
@@ -104,11 +123,13 @@ def main(argv=None):
         print(f"{name} / Trainer samples/s: {trainer_s / seconds:.2f}x; dev accuracy "
               f"difference {acc - trainer_acc:+.3f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({
+    results = {
         "cpu": cpu_description(), "settings": SETTINGS, "n_train": len(X), "real_tokens": tokens,
         "rows": [{"path": n, "seconds": s_, "samples_per_s": len(X) / s_,
                   "dev_accuracy": a, "vs_trainer": trainer_s / s_} for n, s_, a in rows],
-    }, indent=2))
+    }
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    plot(results, Path(args.out).with_suffix(".png"))
 
 
 if __name__ == "__main__":

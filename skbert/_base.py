@@ -37,8 +37,9 @@ TRUSTED_TYPES = ["skbert._classifier.BertTextClassifier", "skbert._regressor.Ber
 _FORMAT = 2
 # The training state's file in a checkpoint folder (beside estimator.skops).
 _STATE_FILE = "training_state.pt"
-# Serialises building the int8 copy of a model when threads predict at once.
-_INT8_LOCK = threading.Lock()
+# Serialises building the int8 copy or OpenVINO compilation of a model when threads
+# predict at once.
+_DERIVED_LOCK = threading.Lock()
 
 # The parameters of every estimator; each adds those of its targets.
 PARAMETER_CONSTRAINTS = {
@@ -67,6 +68,7 @@ PARAMETER_CONSTRAINTS = {
     "device": [str],
     "training_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
     "inference_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16", "int8"})],
+    "inference_backend": [StrOptions({"torch", "openvino"})],
     "predict_batch_tokens": [Interval(Integral, 8, None, closed="left"), None],
     "max_steps": [Interval(Integral, 1, None, closed="left"), None],
     "checkpoint_dir": [str, os.PathLike, None],
@@ -128,8 +130,8 @@ class _BertTextEstimator(BaseEstimator):
         learning_rate, head_learning_rate, layer_decay, weight_decay, warmup_fraction,
         max_grad_norm, batch_size, max_iter, early_stopping, validation_fraction,
         n_iter_no_change, tol, device, training_dtype, inference_dtype,
-        predict_batch_tokens, max_steps, checkpoint_dir, checkpoint_every, keep_checkpoints,
-        random_state, verbose,
+        inference_backend, predict_batch_tokens, max_steps, checkpoint_dir, checkpoint_every,
+        keep_checkpoints, random_state, verbose,
     ):
         self.model_name_or_path = model_name_or_path
         self.revision = revision
@@ -156,6 +158,7 @@ class _BertTextEstimator(BaseEstimator):
         self.device = device
         self.training_dtype = training_dtype
         self.inference_dtype = inference_dtype
+        self.inference_backend = inference_backend
         self.predict_batch_tokens = predict_batch_tokens
         self.max_steps = max_steps
         self.checkpoint_dir = checkpoint_dir
@@ -265,7 +268,7 @@ class _BertTextEstimator(BaseEstimator):
             warn_interrupted(stop)
         except torch.OutOfMemoryError as exc:
             raise oom_error(trainer.device, self.batch_size, self.max_length) from exc
-        for name in ("_int8_model", "validation_scores_", "best_validation_score_",
+        for name in ("_derived_model", "validation_scores_", "best_validation_score_",
                      *self._run_attributes):
             self.__dict__.pop(name, None)  # of the network fitted before
         self.__dict__.update(fitted, n_iter_=len(losses), loss_curve_=losses,
@@ -402,7 +405,7 @@ class _BertTextEstimator(BaseEstimator):
                     f"{os.fspath(self.checkpoint_dir)!r} ({type(exc).__name__}: {exc}); the "
                     f"checkpoints there before are intact. {advice}"
                 ) from exc
-        for name in ("_int8_model",) + (
+        for name in ("_derived_model",) + (
                 ("validation_scores_", "best_validation_score_") if first else ()):
             self.__dict__.pop(name, None)
         self.__dict__.update(fitted, _trainer=trainer)
@@ -590,11 +593,18 @@ class _BertTextEstimator(BaseEstimator):
 
     # --------------------------------------------------------------- prediction
     def _prediction_module(self, device):
-        """The fitted network on ``device``; its int8 copy under ``inference_dtype="int8"``.
+        """The fitted network on ``device``; under ``inference_dtype="int8"`` its int8
+        copy, under ``inference_backend="openvino"`` its OpenVINO compilation.
 
-        The int8 copy is quantized once per fitted model and kept (not pickled); fitting
-        again discards it.
+        Either derivative is made once per fitted model and setting, and kept (not
+        pickled); fitting again discards it.
         """
+        if self.inference_backend == "openvino":
+            from ._openvino import check_openvino, compile_network
+
+            check_openvino(self.inference_dtype, device)
+            return self._derived(("openvino", self.inference_dtype), lambda: compile_network(
+                self.model_, text_pairs=self.text_pairs_, inference_dtype=self.inference_dtype))
         if self.inference_dtype != "int8":
             return self.model_.to(device)
         if device.type != "cpu":
@@ -602,23 +612,32 @@ class _BertTextEstimator(BaseEstimator):
                 f"inference_dtype='int8' runs on the CPU only; got device={self.device!r} "
                 f"({device}). Use inference_dtype='auto' on {device.type}, or device='cpu'."
             )
-        with _INT8_LOCK:
-            cached = self.__dict__.get("_int8_model")
-            if cached is None or cached[0] is not self.model_:
-                from ._modeling import quantize_int8
+        from ._modeling import quantize_int8
 
-                cached = (self.model_, quantize_int8(self.model_))
-                self._int8_model = cached
-        return cached[1]
+        return self._derived(("int8",), lambda: quantize_int8(self.model_))
+
+    def _derived(self, key, make):
+        """The network derived from ``model_`` for prediction setting ``key``, made by
+        ``make()`` on first use (one at a time) and kept until ``model_`` changes."""
+        with _DERIVED_LOCK:
+            cached = self.__dict__.get("_derived_model")
+            if cached is None or cached[0] is not self.model_ or cached[1] != key:
+                cached = (self.model_, key, make())
+                self._derived_model = cached
+        return cached[2]
 
     def _iter_logits(self, X, chunk_size, *, features=False):
         """Yield the logits of ``X`` chunk by chunk, in input order (with ``features``,
         the pooled features the head maps to them).
 
         The next chunk is tokenized in a thread (the fast tokenizer releases the GIL)
-        while the model runs on the current one.
+        while the model runs on the current one. With ``verbose`` above 0, one progress
+        bar on stderr counts the texts of the call (of a total known when ``X`` has a
+        length), batch by batch.
         """
         from concurrent.futures import ThreadPoolExecutor
+
+        from tqdm.auto import tqdm
 
         from ._fitting import logits
         from ._pretrained import check_max_length
@@ -645,7 +664,13 @@ class _BertTextEstimator(BaseEstimator):
                 warned = self._warn_truncated(self.tokenizer_, texts, encoding, stacklevel=6)
             return encoding
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            total = len(X)
+        except TypeError:  # a generator, a file: the bar counts without a total
+            total = None
+        with ThreadPoolExecutor(max_workers=1) as pool, tqdm(
+                total=total, desc="transform" if features else "predict", unit=" texts",
+                disable=self.verbose <= 0) as bar:
             pending = None
             for texts in iter_text_chunks(X, chunk_size):
                 if not texts:
@@ -653,11 +678,11 @@ class _BertTextEstimator(BaseEstimator):
                 upcoming = pool.submit(checked_encode, texts)
                 if pending is not None:
                     yield logits(self, module, encoded(pending), None, pad_id, device,
-                                 features=features)
+                                 features=features, progress=bar)
                 pending = upcoming
             if pending is not None:
                 yield logits(self, module, encoded(pending), None, pad_id, device,
-                             features=features)
+                             features=features, progress=bar)
 
     def _predict_logits(self, X, *, features=False):
         """Logits (or features) of all of ``X``; no rows for no texts."""
@@ -808,7 +833,7 @@ class _BertTextEstimator(BaseEstimator):
         state = super().__getstate__()
         # The training state of a partial_fit stream travels in checkpoints only.
         # The int8 copy is rebuilt on demand.
-        state = {k: v for k, v in state.items() if k not in ("_trainer", "_int8_model")}
+        state = {k: v for k, v in state.items() if k not in ("_trainer", "_derived_model")}
         if "model_" in state:
             from ._modeling import module_to_state
             from ._pretrained import tokenizer_to_state

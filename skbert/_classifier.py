@@ -11,7 +11,6 @@ import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
 from ._base import (
     _PREDICT_CHUNK_SIZE,
@@ -147,8 +146,18 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         a Linear layer), fp16 on older GPUs, and fp32 elsewhere.
         "int8" (CPU only, opt-in) runs the encoder's Linear layers with dynamic int8
         quantization: a quantized copy of the fitted network is made once and kept
-        for later calls; training never uses it. It is the fastest CPU path, at some
-        cost in agreement with fp32 (measured in ``docs/speed.md``).
+        for later calls; training never uses it. On CPUs without native bf16 it is the
+        fastest torch path, at some cost in agreement with fp32 (measured in
+        ``docs/speed.md``); where bf16 pays, "auto" is faster.
+    inference_backend : {"torch", "openvino"}, default="torch"
+        What runs prediction. "openvino" (CPU only, opt-in, needs the ``openvino``
+        package: ``pip install skbert[openvino]``) compiles the fitted network with
+        OpenVINO once per fitted model and runs ``predict``, ``predict_proba`` and
+        ``decision_function`` through it, on the same length-sorted, dynamically padded
+        batches; tokenization still overlaps the network. Its precision follows
+        ``inference_dtype``: "auto" takes OpenVINO's default for the CPU (bf16 where
+        the CPU has it), "float32" and "bfloat16" force one; "float16" and "int8" are
+        refused. ``transform`` and training always run in torch.
     predict_batch_tokens : int or None, default=None
         Token budget of a prediction batch (texts times padded length); None picks
         one for the device (2,048 on the CPU, 65,536 on CUDA).
@@ -172,7 +181,10 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         Seeds the head's initialisation, dropout, batch order and the validation
         split. With an int, fitting on the CPU is reproducible.
     verbose : int, default=0
-        Above 0, show progress bars and print one line per epoch.
+        Above 0, show progress bars and print one line per epoch. The bars (on stderr)
+        count the batches of each epoch, with the running mean loss and the time left,
+        and the texts of each prediction call (``predict``, ``transform``...); the lines
+        go to stdout.
 
     Attributes
     ----------
@@ -256,6 +268,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         device="auto",
         training_dtype="auto",
         inference_dtype="auto",
+        inference_backend="torch",
         predict_batch_tokens=None,
         max_steps=None,
         checkpoint_dir=None,
@@ -275,7 +288,8 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change, tol=tol, device=device,
             training_dtype=training_dtype, inference_dtype=inference_dtype,
-            predict_batch_tokens=predict_batch_tokens, max_steps=max_steps,
+            inference_backend=inference_backend, predict_batch_tokens=predict_batch_tokens,
+            max_steps=max_steps,
             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
             keep_checkpoints=keep_checkpoints, random_state=random_state, verbose=verbose,
         )
@@ -534,10 +548,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         check_is_fitted(self)
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, Integral) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive int; got {chunk_size!r}.")
-        for logits in tqdm(
-            self._iter_logits(X, chunk_size), desc="chunks", unit="chunk",
-            disable=self.verbose <= 0,
-        ):
+        for logits in self._iter_logits(X, chunk_size):
             yield self._proba(logits)
 
     def predict_proba(self, X):

@@ -12,6 +12,8 @@ imported inside the commands, so ``skbert --help`` starts fast. See docs/cli.md.
 
 import argparse
 import ast
+import codecs
+import contextlib
 import json
 import os
 import re
@@ -24,7 +26,15 @@ from typing import NamedTuple
 import numpy as np
 
 from . import __version__
-from ._io import check_file, file_format, output_format, read_frames, write_frames
+from ._io import (
+    _binary,
+    check_file,
+    file_format,
+    output_format,
+    read_frames,
+    resolve_encoding,
+    write_frames,
+)
 from ._validation import is_missing, mixed_label_types
 
 _PROG = "skbert"
@@ -33,6 +43,7 @@ _MODEL_SUFFIXES = {".skops": "skops", ".pkl": "joblib", ".pickle": "joblib",
 _DEFAULT_CHUNKSIZE = 10_000
 _INTERRUPTED = "Training interrupted by user"  # start of the warning of _engine.warn_interrupted
 _DEFAULT_LABEL_SEP = "|"  # joins the predicted labels of a model that does not name its own
+_COUNT_BLOCK = 1 << 20  # bytes read at a time to count the lines of DATA
 
 
 class CommandError(Exception):
@@ -248,6 +259,9 @@ def _add_inference_options(command):
                          "(default: %(default)s)")
     command.add_argument("--device", metavar="DEVICE",
                          help="override the model's device: cpu, cuda, cuda:1, mps, auto")
+    command.add_argument("--inference-backend", choices=("torch", "openvino"),
+                         help="override what runs the model: openvino compiles it for this "
+                         "CPU (needs the openvino package)")
 
 
 # ------------------------------------------------------------------------ main
@@ -339,11 +353,49 @@ def _note(args, message):
         print(f"{_PROG}: {message}", file=sys.stderr)
 
 
+@contextlib.contextmanager
 def _progress(args, total, initial=0, desc=None):
+    """A bar of rows on stderr, none under --quiet.
+
+    ``total`` may be an estimate (``_count_rows``): a bar that completes at another
+    count takes that count as its total, so that it ends full.
+    """
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit=" rows",
-                file=sys.stderr, disable=args.quiet, dynamic_ncols=True)
+    with tqdm(total=total, initial=initial, desc=desc, unit=" rows", file=sys.stderr,
+              disable=args.quiet, dynamic_ncols=True) as bar:
+        yield bar
+        if not bar.disable and bar.total is not None and bar.n != bar.total:
+            bar.total = bar.n
+            bar.refresh()
+
+
+@contextlib.contextmanager
+def _training_output(args, model, default):
+    """Run the estimator's training with the output the command line asks for.
+
+    Its ``verbose`` is 0 under --quiet, the value given by --verbose (or --param), else
+    ``default``; its progress bars and epoch lines go to stderr (stdout is for results).
+    The model keeps its own ``verbose`` afterwards.
+    """
+    saved = model.verbose
+    shown = 0 if args.quiet else saved if "verbose" in _given_params(args) else default
+    model.set_params(verbose=shown)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        model.set_params(verbose=saved)
+
+
+def _without_own_bars(model):
+    """Silence the progress bars of ``model`` (or of a Pipeline's skbert steps): the
+    command's bar of rows counts the rows already."""
+    from . import BertTextClassifier, BertTextRegressor
+
+    for estimator in [model, *(step for _, step in getattr(model, "steps", ()))]:
+        if isinstance(estimator, (BertTextClassifier, BertTextRegressor)):
+            estimator.set_params(verbose=0)
 
 
 # ------------------------------------------------------------------ data files
@@ -423,12 +475,51 @@ def _out_error(path, exc, lost=""):
 
 
 def _count_rows(args):
-    """Rows of a Parquet file from its metadata; None (unknown) for the text formats."""
-    if file_format(args.data, args.data_format) != "parquet":
-        return None
-    import pyarrow.parquet as pq
+    """Rows of DATA, the total of a progress bar.
 
-    return pq.ParquetFile(args.data).metadata.num_rows
+    A Parquet file's from its metadata. A CSV, TSV or JSON Lines file's from its line
+    breaks, read in blocks (decompressed as the readers do), less the header and the
+    blank lines at its end. Where a quoted CSV field holds a line break or blank lines
+    stand between rows, that is an over-count, an estimate that ``_progress`` corrects
+    when the bar ends. None when the file cannot be read (its reader then says why), and
+    under --quiet, which shows no bar.
+    """
+    if args.quiet:
+        return None
+    fmt = file_format(args.data, args.data_format)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(args.data).metadata.num_rows
+    try:
+        lines = _count_lines(args.data, resolve_encoding(args.data, args.encoding))
+    except Exception:  # unreadable, corrupt or of an unknown encoding: the reader reports it
+        return None
+    header = fmt != "jsonl" and not args.no_header
+    return max(lines - header, 0)
+
+
+def _count_lines(path, encoding):
+    """Lines of ``path`` up to its last that is not blank (a last line may lack its line
+    break). Bytes are counted as they are, except in UTF-16 and UTF-32, which are
+    decoded first."""
+    wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace") if wide else None
+    newline, blank = ("\n", "\r\n") if wide else (b"\n", b"\r\n")
+    count = trailing = 0  # line breaks; those after the last character that is not one
+    content = False
+    with _binary(path) as f:
+        while block := f.read(_COUNT_BLOCK):
+            if decoder is not None:
+                block = decoder.decode(block)
+            count += block.count(newline)
+            end = block.rstrip(blank)
+            if end:
+                content = True
+                trailing = block[len(end):].count(newline)
+            else:
+                trailing += block.count(newline)
+    return count - trailing + 1 if content else 0
 
 
 def _texts(frame, column, path, offset):
@@ -709,12 +800,16 @@ def _load_pickle(path):
         ) from exc
 
 
-def _set_device(model, device):
-    if device is not None:
-        try:
-            model.set_params(device=device)
-        except ValueError as exc:
-            raise CommandError(f"--device {device} does not apply to this model: {exc}") from exc
+def _set_device(model, args):
+    """Apply --device and --inference-backend to a loaded model."""
+    for option, name in (("--device", "device"), ("--inference-backend", "inference_backend")):
+        value = getattr(args, name)
+        if value is not None:
+            try:
+                model.set_params(**{name: value})
+            except ValueError as exc:
+                raise CommandError(
+                    f"{option} {value} does not apply to this model: {exc}") from exc
 
 
 # ------------------------------------------------------------------------- fit
@@ -828,6 +923,8 @@ def _resumed(args, cls):
     for name, value in given.items():
         if name == "max_iter":  # more epochs than the schedule covers: _check_resumable
             model.set_params(max_iter=value)
+        elif name == "verbose":  # what it shows, not how it trains
+            model.set_params(verbose=value)
         elif name != "checkpoint_dir" and value != saved[name]:
             raise CommandError(
                 f"--param {name}={value!r} differs from the checkpoint's {name}="
@@ -853,8 +950,9 @@ def _fit_whole(args, model):
         rows = [row for chunk in labels for row in chunk]
         names = _label_names(args, Counter(name for row in rows for name in row), len(rows))
         y = indicator_matrix(rows, names)
-    _note(args, f"training on {len(texts)} rows (add --verbose 1 for progress bars)")
-    model.fit(texts, y)
+    _note(args, f"training on {len(texts)} rows")
+    with _training_output(args, model, default=1):
+        model.fit(texts, y)
     if args.label_sep is not None:
         _name_labels(model, names, args.label_sep)
 
@@ -935,7 +1033,8 @@ def _fit_stream(args, model):
         return
     rows_done = sum(sizes[k % len(sizes)] for k in range(done))
     k = 0
-    with _progress(args, sum(sizes) * epochs, initial=rows_done, desc="training") as bar:
+    with _progress(args, sum(sizes) * epochs, initial=rows_done, desc="training") as bar, \
+            _training_output(args, model, default=model.verbose):
         for _ in range(epochs):
             for texts, labels in _labelled_chunks(args, args.chunksize):
                 if k >= done:
@@ -1013,7 +1112,8 @@ def _run_predict(args):
     extra = [] if args.id_column is None else [args.id_column]
     _check_first_chunk(args, None, extra)
     model = load_model(args.model)
-    _set_device(model, args.device)
+    _set_device(model, args)
+    _without_own_bars(model)
     if _is_regressor(model):
         for flag, value in (("--proba", args.proba or None), ("--label-sep", args.label_sep),
                             ("--multilabel-output", args.multilabel_output)):
@@ -1188,7 +1288,8 @@ def _run_evaluate(args):
     _check_data(args)
     _check_first_chunk(args, args.label_column)
     model = load_model(args.model)
-    _set_device(model, args.device)
+    _set_device(model, args)
+    _without_own_bars(model)
     if _is_regressor(model):
         scores = _evaluate_regression(args, model)
         print(json.dumps(scores) if args.json else "\n".join(

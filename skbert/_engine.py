@@ -25,6 +25,8 @@ from tqdm.auto import tqdm
 from ._modeling import seeded_dropout
 
 _STATE_FORMAT = "skbert-training-state-2"
+# A progress bar shows the running mean loss every this many steps (and at the end).
+_LOSS_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -392,33 +394,45 @@ class Trainer:
         total, count = 0.0, 0
         batches = source.batches(self.state.rng)
         progress = verbose > 0 and self.is_main
-        for rows in tqdm(batches, desc=description, disable=not progress, leave=False):
-            part, scale = (
-                (slice(None), 1.0) if self.parallel is None else self.parallel.shard(len(rows))
-            )
-            with torch.autocast(self.device.type, dtype=self.dtype,
-                                enabled=self.dtype is not None):
-                loss = source.loss(self.network, rows, part)
-            if scale != 1.0:
-                loss = loss * scale
-            self.state.optimizer.zero_grad(set_to_none=True)
-            (loss if self.state.scaler is None else self.state.scaler.scale(loss)).backward()
-            value, stop = loss.item(), flag["requested"]
-            if self.parallel is not None:  # every process agrees on the loss and on stopping
-                value, stop = self.parallel.agree(value, stop)
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"The training loss became {value} at optimizer step "
-                    f"{self.state.steps + 1} (a batch of {len(rows)} rows); the weights were "
-                    "not updated with it. Lower learning_rate or set max_grad_norm."
-                )
-            self.state.step(self.parameters, self.max_grad_norm)
-            total += value * len(rows)
-            count += len(rows)
-            if stop:  # pressed during this step, which is complete
-                raise Interrupted([total / count])
+        with tqdm(total=len(batches), desc=description, unit="batch", disable=not progress,
+                  leave=False) as bar:
+            for step, rows in enumerate(batches):
+                total, count = self._step(source, rows, flag, total, count)
+                if progress and (step % _LOSS_EVERY == 0 or step + 1 == len(batches)):
+                    # The running mean loss, from the host floats the step has already.
+                    bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+                bar.update()
+            bar.refresh()  # the end of the pass, with its loss, however fast it ran
         self.state.samples_seen += source.n_texts  # a complete pass
         return total / max(count, 1)
+
+    def _step(self, source, rows, flag, total, count):
+        """One optimizer step on the batch ``rows``; the loss sums updated."""
+        part, scale = (
+            (slice(None), 1.0) if self.parallel is None else self.parallel.shard(len(rows))
+        )
+        with torch.autocast(self.device.type, dtype=self.dtype,
+                            enabled=self.dtype is not None):
+            loss = source.loss(self.network, rows, part)
+        if scale != 1.0:
+            loss = loss * scale
+        self.state.optimizer.zero_grad(set_to_none=True)
+        (loss if self.state.scaler is None else self.state.scaler.scale(loss)).backward()
+        value, stop = loss.item(), flag["requested"]
+        if self.parallel is not None:  # every process agrees on the loss and on stopping
+            value, stop = self.parallel.agree(value, stop)
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"The training loss became {value} at optimizer step "
+                f"{self.state.steps + 1} (a batch of {len(rows)} rows); the weights were "
+                "not updated with it. Lower learning_rate or set max_grad_norm."
+            )
+        self.state.step(self.parameters, self.max_grad_norm)
+        total += value * len(rows)
+        count += len(rows)
+        if stop:  # pressed during this step, which is complete
+            raise Interrupted([total / count])
+        return total, count
 
 
 def oom_error(device, batch_size, max_length):

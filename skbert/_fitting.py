@@ -13,6 +13,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from . import _modeling, _pretrained, _training
 from ._batching import count_batches, smallest_batch, sorted_batches
@@ -147,8 +148,10 @@ def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights
     sequences, owner = encoding.sequences(train_rows)
     of_row = train_rows if owner is None else train_rows[owner]  # each window its text's
     w_train = None if weights is None else weights[of_row]
+    show = estimator.verbose > 0 and trainer.is_main
     if estimator.freeze_base:
-        features = _features(estimator, module, encoding, sequences, pad_id, device)
+        features = _features(estimator, module, encoding, sequences, pad_id, device,
+                             n_texts=len(train_rows), show=show, desc="features")
         source = FeatureBatches(features, targets[of_row], w_train,
                                 batch_size=estimator.batch_size, criterion=criterion,
                                 n_texts=len(train_rows))
@@ -160,7 +163,9 @@ def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights
         return source, None
     if estimator.freeze_base:
         val_sequences, val_owner = encoding.sequences(val_rows)
-        val_features = _features(estimator, module, encoding, val_sequences, pad_id, device)
+        val_features = _features(estimator, module, encoding, val_sequences, pad_id, device,
+                                 n_texts=len(val_rows), show=show,
+                                 desc="validation features")
 
         def val_logits():
             with torch.inference_mode():
@@ -178,35 +183,65 @@ def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights
     return source, validation
 
 
-def _features(estimator, module, encoding, rows, pad_id, device):
+def _features(estimator, module, encoding, rows, pad_id, device, *, n_texts, show, desc):
+    """The frozen base's pooled features of the sequences ``rows`` (of ``n_texts``
+    texts), on ``device``; with ``show``, a progress bar in texts labelled ``desc``."""
     budget = batch_tokens(estimator, device)
     batches = sorted_batches(np.diff(encoding[2])[rows], budget,
                              multiple_of=_training.pad_multiple(device.type))
-    out = _training.predict_batches(module.features, encoding, rows, batches, pad_id=pad_id,
-                                    device=device)
+    with tqdm(total=n_texts, desc=desc, unit=" texts", disable=not show, leave=False) as bar:
+        out = _training.predict_batches(module.features, encoding, rows, batches,
+                                        pad_id=pad_id, device=device,
+                                        progress=text_progress(bar, n_texts, len(rows)))
     return torch.from_numpy(out).to(device)
 
 
-def logits(estimator, module, encoding, rows, pad_id, device, *, features=False):
+def text_progress(bar, n_texts, n_rows):
+    """A progress callback of ``predict_batches`` that advances ``bar`` by ``n_texts``
+    in all over its ``n_rows`` sequences (a text of several windows counts once), in
+    whole texts; None without a bar."""
+    if bar is None:
+        return None
+    done = shown = 0
+
+    def advance(n):
+        nonlocal done, shown
+        done += n
+        now = done * n_texts // max(n_rows, 1)
+        bar.update(now - shown)
+        shown = now
+
+    return advance
+
+
+def logits(estimator, module, encoding, rows, pad_id, device, *, features=False,
+           progress=None):
     """Logits of the texts ``rows`` of ``encoding`` (all when None), in that order,
     length-sorted under the token budget; the budget halves after running out of memory.
     With ``features``, the pooled features that the head maps to the logits. A text of
-    several windows gets the mean (or max: ``window_pooling``) of its windows' rows."""
-    rows, owner = encoding.sequences(np.arange(encoding.n_texts) if rows is None else rows)
+    several windows gets the mean (or max: ``window_pooling``) of its windows' rows.
+    ``progress`` (a tqdm bar or None) advances by the number of texts as batches run."""
+    texts = np.arange(encoding.n_texts) if rows is None else rows
+    rows, owner = encoding.sequences(texts)
     module.eval()
     budget = batch_tokens(estimator, device)
     dtype = _training.inference_dtype(estimator.inference_dtype, device)
+    start = None if progress is None else progress.n
     while True:
         batches = sorted_batches(np.diff(encoding[2])[rows], budget,
                                  multiple_of=_training.pad_multiple(device.type))
         try:
             out = _training.predict_batches(module.features if features else module,
                                             encoding, rows, batches, pad_id=pad_id,
-                                            device=device, dtype=dtype)
+                                            device=device, dtype=dtype,
+                                            progress=text_progress(progress, len(texts),
+                                                                   len(rows)))
             return pool_windows(out, owner, estimator.window_pooling)
         except torch.OutOfMemoryError:
             if budget <= MIN_BATCH_TOKENS:
                 raise
+            if progress is not None:  # the retry counts these texts again
+                progress.update(start - progress.n)
             budget //= 2
             if device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -134,8 +134,18 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         a Linear layer), fp16 on older GPUs, and fp32 elsewhere.
         "int8" (CPU only, opt-in) runs the encoder's Linear layers with dynamic int8
         quantization: a quantized copy of the fitted network is made once and kept
-        for later calls; training never uses it. It is the fastest CPU path, at some
-        cost in agreement with fp32 (measured in ``docs/speed.md``).
+        for later calls; training never uses it. On CPUs without native bf16 it is the
+        fastest torch path, at some cost in agreement with fp32 (measured in
+        ``docs/speed.md``); where bf16 pays, "auto" is faster.
+    inference_backend : {"torch", "openvino"}, default="torch"
+        What runs prediction. "openvino" (CPU only, opt-in, needs the ``openvino``
+        package: ``pip install skbert[openvino]``) compiles the fitted network with
+        OpenVINO once per fitted model and runs ``predict``, ``predict_proba`` and
+        ``decision_function`` through it, on the same length-sorted, dynamically padded
+        batches; tokenization still overlaps the network. Its precision follows
+        ``inference_dtype``: "auto" takes OpenVINO's default for the CPU (bf16 where
+        the CPU has it), "float32" and "bfloat16" force one; "float16" and "int8" are
+        refused. ``transform`` and training always run in torch.
     predict_batch_tokens : int or None, default=None
         Token budget of a prediction batch (texts times padded length); None picks
         one for the device (2,048 on the CPU, 65,536 on CUDA).
@@ -159,7 +169,10 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         Seeds the head's initialisation, dropout, batch order and the validation
         split. With an int, fitting on the CPU is reproducible.
     verbose : int, default=0
-        Above 0, show progress bars and print one line per epoch.
+        Above 0, show progress bars and print one line per epoch. The bars (on stderr)
+        count the batches of each epoch, with the running mean loss and the time left,
+        and the texts of each prediction call (``predict``, ``transform``...); the lines
+        go to stdout.
 
     Attributes
     ----------
@@ -238,6 +251,7 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         device="auto",
         training_dtype="auto",
         inference_dtype="auto",
+        inference_backend="torch",
         predict_batch_tokens=None,
         max_steps=None,
         checkpoint_dir=None,
@@ -257,7 +271,8 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change, tol=tol, device=device,
             training_dtype=training_dtype, inference_dtype=inference_dtype,
-            predict_batch_tokens=predict_batch_tokens, max_steps=max_steps,
+            inference_backend=inference_backend, predict_batch_tokens=predict_batch_tokens,
+            max_steps=max_steps,
             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
             keep_checkpoints=keep_checkpoints, random_state=random_state, verbose=verbose,
         )

@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ._batching import pad_batch, pad_multiple
 
@@ -228,7 +227,7 @@ def batch_to_device(encoding, rows, pad_id, device):
 
 @torch.inference_mode()
 def predict_batches(
-    forward, encoding, rows, batches, *, pad_id, device, dtype=None, progress=False
+    forward, encoding, rows, batches, *, pad_id, device, dtype=None, progress=None
 ):
     """Outputs of ``forward`` for the texts ``rows``, in that order, as float32.
 
@@ -249,8 +248,9 @@ def predict_batches(
         Where the module lives (in eval mode).
     dtype : torch.dtype or None
         Autocast dtype (bf16 or fp16), or None for full precision.
-    progress : bool
-        Show a tqdm progress bar.
+    progress : callable or None
+        Called with the number of rows of each batch once it is on its way (on an
+        accelerator, queued: no wait for the device).
 
     Returns
     -------
@@ -258,10 +258,12 @@ def predict_batches(
         Row ``i`` belongs to text ``rows[i]``.
     """
     results = []  # stay on the device: one host copy at the end, no sync per batch
-    for positions in tqdm(batches, desc="predict", disable=not progress, leave=False):
+    for positions in batches:
         inputs = batch_to_device(encoding, rows[positions], pad_id, device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             results.append(forward(**inputs).float())
+        if progress is not None:
+            progress(len(positions))
     values = torch.cat(results).cpu().numpy()
     out = np.empty_like(values)
     out[np.concatenate(batches)] = values

@@ -1,5 +1,6 @@
 """skbert.dask on a 2-worker LocalCluster: single-process results, weights once per worker."""
 
+import os
 import pickle
 import subprocess
 import sys
@@ -26,6 +27,7 @@ N_TEXTS, N_FILES, N_WORKERS = 300, 6, 2
 @pytest.fixture(scope="module")
 def client():
     """A Client on 2 worker processes of 1 thread each, closed after the module."""
+    saved = dict(os.environ)
     # The active memory manager may drop a broadcast replica from an idle worker (it
     # is fetched again when needed); off here so unpickles can be counted exactly.
     with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}):
@@ -34,9 +36,15 @@ def client():
             dashboard_address=None,
         )
     client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+        # Starting the nannies wrote their variables (OMP_NUM_THREADS=1, PYTHONHASHSEED...)
+        # into this process's environment: later tests' subprocesses must not inherit them.
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

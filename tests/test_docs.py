@@ -101,3 +101,42 @@ def test_docs_illustrative_examples_compile(page, index, block):
     """Check that a ``# skip:`` block at least compiles, then report it as skipped."""
     compile(block, f"docs/{page.name} (python block {index})", "exec")
     pytest.skip(f"docs/{page.name} python block {index}: {_skip_reason(block)}")
+
+
+# A Markdown image or link: ![alt](target "title") or [text](target), and a snippet include.
+_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_SNIPPET = re.compile(r"^-{1,}8<-{1,}\s+[\"']([^\"']+)[\"']", flags=re.M)
+_FENCE = re.compile(r"^(`{3,}|~{3,}).*?^\1", flags=re.S | re.M)
+
+
+def _local_targets(path):
+    """``(target, resolved path)`` of the relative images, links and ``--8<--`` snippets of
+    a Markdown file, outside code (fences and inline code); URLs and pure anchors skipped,
+    ``#fragments`` and ``?queries`` stripped."""
+    text = path.read_text(encoding="utf-8")
+    found = [(m, ROOT / m) for m in _SNIPPET.findall(text)]  # pymdownx.snippets base: root
+    prose = re.sub(r"`[^`\n]*`", "", _FENCE.sub("", text))
+    for target in _LINK.findall(prose):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, flags=re.I) or target.startswith("#"):
+            continue  # http(s), mailto and other URLs; anchors on the same page
+        local = target.split("#", 1)[0].split("?", 1)[0]
+        found.append((target, (path.parent / local) if local else path))
+    return found
+
+
+@pytest.mark.parametrize("page", [*DOC_PAGES, ROOT / "README.md"], ids=lambda p: p.name)
+def test_docs_images_and_links_exist(page):
+    """Check that every relative image, link and snippet of a docs page or the README
+    names a file that exists (resolved from the page; snippets from the project root)."""
+    targets = _local_targets(page)
+    missing = [target for target, resolved in targets if not resolved.exists()]
+    assert not missing, f"{page.relative_to(ROOT)} names files that do not exist: {missing}"
+
+
+def test_docs_link_check_sees_images_links_and_snippets():
+    """Check that the link check finds what it checks: the charts, the pages' links to each
+    other, and the changelog's snippet."""
+    targets = {target for page in DOC_PAGES for target, _ in _local_targets(page)}
+    assert "assets/bench_accuracy.png" in targets
+    assert "speed.md" in targets
+    assert "CHANGELOG.md" in targets

@@ -39,9 +39,9 @@ def _kind(module):
 def test_int8_quantizes_once_and_leaves_model_alone(int8):
     """Check that the quantized copy is cached and the fitted network keeps float weights."""
     int8.predict_proba(TEXTS[:3])
-    first = int8._int8_model[1]
+    first = int8._derived_model[2]
     int8.predict(TEXTS[3:6])
-    assert int8._int8_model[1] is first
+    assert int8._derived_model[2] is first
     # Every encoder Linear is quantized in the copy, none in the fitted network.
     kinds = [_kind(m) for m in first.backbone.encoder.modules() if type(m).__name__ == "Linear"]
     assert kinds == ["int8"] * (2 * 6)  # 2 layers of 6 Linear layers
@@ -53,17 +53,17 @@ def test_int8_copy_is_not_pickled_and_refit_discards_it(tiny_params, int8):
     """Check that pickling drops the int8 copy and fitting again makes a fresh one."""
     int8.predict_proba(TEXTS[:2])
     restored = pickle.loads(pickle.dumps(int8))
-    assert "_int8_model" not in restored.__dict__
+    assert "_derived_model" not in restored.__dict__
     np.testing.assert_allclose(restored.predict_proba(TEXTS), int8.predict_proba(TEXTS),
                                atol=1e-6)
     X, y = make_texts(40, seed=3)
     clf = BertTextClassifier(**dict(tiny_params, max_iter=1, inference_dtype="int8")).fit(X, y)
     clf.predict(X[:2])
-    before = clf._int8_model[1]
+    before = clf._derived_model[2]
     clf.fit(X, y)
-    assert "_int8_model" not in clf.__dict__
+    assert "_derived_model" not in clf.__dict__
     clf.predict(X[:2])
-    assert clf._int8_model[1] is not before
+    assert clf._derived_model[2] is not before
 
 
 def test_int8_never_used_for_training(tiny_params):
@@ -98,7 +98,7 @@ def test_int8_threads_share_one_copy(int8, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     expected = copy.deepcopy(int8).predict_proba(TEXTS)
-    int8.__dict__.pop("_int8_model", None)
+    int8.__dict__.pop("_derived_model", None)
     calls = []
     quantize = _modeling.quantize_int8
     monkeypatch.setattr(_modeling, "quantize_int8",
@@ -107,7 +107,7 @@ def test_int8_threads_share_one_copy(int8, monkeypatch):
 
     def predict(_):
         start.wait()  # all four threads ask for the int8 copy at once
-        return int8.predict_proba(TEXTS), int8._int8_model[1]
+        return int8.predict_proba(TEXTS), int8._derived_model[2]
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(predict, range(4)))
