@@ -92,11 +92,11 @@ def label_points(ax, xs, ys, texts):
                     ha="right" if left else "left", fontsize="small")
 
 
-def save(fig, path, title, cpu):
-    """Write ``fig`` to ``path`` with a title above and the CPU below."""
+def save(fig, path, title, cpu, kind="CPU"):
+    """Write ``fig`` to ``path`` with a title above and the CPU (or ``kind``) below."""
     fig.suptitle(title)
     fig.tight_layout()
-    fig.text(0.5, -0.01, "CPU: " + cpu.replace("(R)", ""), ha="center", va="top",
+    fig.text(0.5, -0.01, f"{kind}: " + cpu.replace("(R)", ""), ha="center", va="top",
              fontsize="small", color="#444444")
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     import matplotlib.pyplot as plt

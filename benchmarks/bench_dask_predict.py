@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _data import cpu_description
 
 from skbert import BertTextClassifier
 from skbert.datasets import load_sst2_sample
@@ -132,6 +133,61 @@ def print_table(rows, n_texts, real_tokens, base):
               f"| {base / r['seconds']:>11.2f} |")
 
 
+def plot(results, path):
+    """Texts/s of each path with the ratio to one process; the clusters' start-up, first
+    call and later calls in seconds. All bars from 0."""
+    import re
+
+    from _plot import BLUE, GREY, LIGHT, ORANGE, figure, hbars, save
+
+    def short(label):
+        """'skbert.dask, 2 workers x 1 thread, no malloc trim' -> 'skbert.dask, 2 x 1,
+        no malloc trim' (on two lines)."""
+        label = re.sub(r"(\d) workers? x (\d) threads?", r"\1 x \2", label)
+        label = label.replace("one process, ", "1 process, ").replace(" torch thread", " thread")
+        return label.replace(", no malloc trim", ",\nno malloc trim")
+
+    def color(path):
+        return (BLUE if path.startswith("one process") else GREY if "ParallelPostFit" in path
+                else ORANGE if "no malloc trim" in path else "#f2c38f")
+
+    rows = results["rows"]
+    clusters = [r for r in rows if "startup_s" in r]
+    lines = sum(short(r["path"]).count("\n") + 1 for r in rows)
+    fig, (speed, times) = figure([0.27 * lines + 1.3, 0.68 * len(clusters) + 1.1])
+    hbars(speed, [short(r["path"]) for r in rows], [r["texts_per_s"] for r in rows],
+          [color(r["path"]) for r in rows],
+          [f"{r['texts_per_s']:,.0f} ({r['vs_one_process']:.2f}x)" for r in rows],
+          xlabel="texts per second (best later call)")
+    speed.set_title(f"{results['texts']:,} SST-2 texts, {results['partitions']} partitions;\n"
+                    "clusters: workers x threads each", fontsize="medium")
+    # Per cluster: start-up, first call and best later call, top to bottom, each named in
+    # the text after its bar (no legend to cover the bars).
+    height = 0.26
+    y = np.arange(len(clusters))[::-1]
+    top = 0
+    for k, (key, name, shade) in enumerate([("startup_s", "start", LIGHT),
+                                            ("first_call_s", "1st call", GREY),
+                                            ("seconds", "later", BLUE)]):
+        at = y + (1 - k) * height
+        values = [r[key] for r in clusters]
+        times.barh(at, values, height=height * 0.9, color=shade)
+        for yi, v in zip(at, values, strict=True):
+            times.text(v, yi, f" {name} {v:.1f} s", va="center", fontsize="small")
+        top = max(top, *values)
+    times.set_yticks(y, [short(r["path"]) for r in clusters])
+    times.set_xlim(0, top / 0.72)
+    times.set_ylim(-0.55, len(clusters) - 0.45)
+    times.set_xlabel("seconds, each end to end")
+    times.set_title("Clusters: start-up, first call, later calls", fontsize="medium")
+    times.grid(axis="x", alpha=0.3)
+    times.set_axisbelow(True)
+    times.tick_params(axis="y", length=0)
+    cpu = results.get("cpu") or (f"not recorded ({results['cpus']} cores, "
+                                 f"torch {results['torch']})")
+    save(fig, path, "Prediction on a Dask LocalCluster\nagainst one process", cpu)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-texts", type=int, default=4000, help="texts predicted (<= 4000)")
@@ -197,7 +253,8 @@ def main(argv=None):
         row["vs_one_process"] = base / row["seconds"]
     print_table(rows, len(texts), real_tokens, base)
     payload = {
-        "torch": torch.__version__, "cpus": os.cpu_count(), "threads": threads,
+        "cpu": cpu_description(), "torch": torch.__version__, "cpus": os.cpu_count(),
+        "threads": threads,
         "texts": len(texts), "real_tokens": real_tokens, "partitions": N_PARTITIONS,
         "pickled_estimator_bytes": len(blob), "pickle_dumps_s": dump_s,
         "pickle_loads_s": load_s, "inference_dtype": clf.inference_dtype,
@@ -206,6 +263,7 @@ def main(argv=None):
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(payload, indent=2))
     print(f"\nwrote {args.out}")
+    plot(payload, Path(args.out).with_suffix(".png"))
 
 
 if __name__ == "__main__":

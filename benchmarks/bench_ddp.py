@@ -38,6 +38,24 @@ def train(data_dir, n_train):
     return seconds, clf.score(X_dev, y_dev), world
 
 
+def plot(results, path):
+    """Training samples per second of one process and of torchrun, from 0."""
+    from _plot import BLUE, ORANGE, cpu_of, figure, hbars, save
+
+    rows = results["rows"]
+    base = rows[0]["samples_per_s"]
+    labels = [r["setup"].replace("torchrun: ", "torchrun:\n").replace(" (gloo)", ", gloo")
+              for r in rows]
+    fig, (ax,) = figure([0.6 * len(rows) + 1.0])
+    hbars(ax, labels, [r["samples_per_s"] for r in rows],
+          [ORANGE if r["setup"].startswith("torchrun") else BLUE for r in rows],
+          [f"{r['samples_per_s']:.1f} ({r['samples_per_s'] / base:.2f}x), "
+           f"dev acc. {r['dev_accuracy']:.3f}" for r in rows],
+          xlabel="training samples per second (1 epoch)")
+    save(fig, path, f"Data-parallel training on the CPU:\n{results['n_train']:,} SST-2 texts, "
+         "1 epoch, batch 32", cpu_of(results))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
@@ -76,10 +94,11 @@ def main(argv=None):
     for r in rows:
         print(f"| {r['setup']:<40} | {r['seconds']:>5.0f} | {r['samples_per_s']:>9.1f} | "
               f"{r['dev_accuracy']:>12.3f} |")
+    results = {"cpu": cpu_description(), "n_train": args.n_train, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"cpu": cpu_description(), "n_train": args.n_train,
-                                          "rows": rows}, indent=2))
+    Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")
+    plot(results, Path(args.out).with_suffix(".png"))
 
 
 if __name__ == "__main__":

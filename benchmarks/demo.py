@@ -34,6 +34,29 @@ def evaluate(name, model, X_train, y_train, X_test, y_test):
     }
 
 
+def plot(results, path):
+    """Accuracy and macro-F1, then fit seconds, of TF-IDF and skbert, as bars from 0.
+
+    The demo writes no JSON: ``python benchmarks/plots.py demo`` draws results/demo.json,
+    a transcription of the docs' table, without running the demo."""
+    from _plot import BLUE, GREY, cpu_of, figure, hbars, save
+
+    rows = results["rows"]
+    labels = ["TF-IDF + LogReg" if r["model"].startswith("TF-IDF") else
+              r["model"].split(" (")[0].replace("BertTextClassifier", "skbert") for r in rows]
+    colors = [GREY if r["model"].startswith("TF-IDF") else BLUE for r in rows]
+    fig, (score, seconds) = figure([0.45 * len(rows) + 1.1] * 2)
+    hbars(score, labels, [r["accuracy"] for r in rows], colors,
+          [f"{r['accuracy']:.3f} (macro-F1 {r['macro_f1']:.3f})" for r in rows],
+          xlabel="accuracy on SST-2 dev", xmax=1.6)
+    score.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    hbars(seconds, labels, [r["fit_s"] for r in rows], colors,
+          [f"{r['fit_s']:.1f} s (predict {r['predict_s']:.2f} s)" for r in rows],
+          xlabel="fit seconds")
+    save(fig, path, f"make demo: {results['n_train']:,} SST-2 texts,\n"
+         "skbert (3 epochs) against TF-IDF", cpu_of(results))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-iter", type=int, default=3, help="epochs of fine-tuning")

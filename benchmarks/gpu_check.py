@@ -257,6 +257,40 @@ def print_table(result):
               f"{r['dev_accuracy']:>7.3f} |")
 
 
+def plot(results, path):
+    """Prediction tokens/s against the pipeline and training samples/s against the
+    Trainer, from 0, with each ratio, share of the measured matmul limit and accuracy."""
+    from _plot import BLUE, GREY, figure, hbars, save
+
+    def short(path):
+        return (path.replace("transformers ", "").replace(" predict_proba", "")
+                .replace(" fit", "").replace("training_dtype=", ""))
+
+    predict, train = results["predict"], results["train"]
+    limit = results["limits"]["measured_tokens_per_s"]
+    fig, (speed, fit) = figure([0.4 * len(predict) + 1.4, 0.45 * len(train) + 1.1])
+    hbars(speed, [f"{r['dataset']}: {short(r['path']).split(',')[0]}" for r in predict],
+          [r["tokens_per_s"] for r in predict],
+          [BLUE if r["path"].startswith("skbert") else GREY for r in predict],
+          [(f"{r['tokens_per_s']:,.0f} ({r['vs_pipeline']:.2f}x), " if "vs_pipeline" in r
+            else f"{r['tokens_per_s']:,.0f}, ") + f"{r['measured_share']:.0%} of limit"
+           for r in predict],
+          xlabel=f"real tokens/s (limit: measured matmul rate,\n{limit:,.0f} tokens/s)")
+    speed.set_title('skbert predict_proba, "auto", against the transformers\n'
+                    f"pipeline, batch 64 ({predict[0]['texts']:,} texts each)", fontsize="medium")
+    hbars(fit, [short(r["path"]) for r in train], [r["texts"] / r["seconds"] for r in train],
+          [BLUE if r["path"].startswith("skbert") else GREY for r in train],
+          [f"{r['texts'] / r['seconds']:.1f}"
+           + (f" ({r['vs_trainer']:.2f}x)" if "vs_trainer" in r else "")
+           + f", dev acc. {r['dev_accuracy']:.3f}" for r in train],
+          xlabel="training samples/s (1 epoch, batch 32)")
+    fit.set_title(f"fit against the Trainer ({train[0]['texts']:,} SST-2 texts)",
+                  fontsize="medium")
+    gpu = results.get("device_type", "cpu") != "cpu"
+    save(fig, path, "GPU check, default model" + ("" if gpu else "\n(run on the CPU)"),
+         results["device"], kind="GPU" if gpu else "CPU")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
@@ -278,7 +312,7 @@ def main(argv=None):
     repeats = args.repeats or (3 if cuda else 1)
     start = time.perf_counter()
 
-    result = dict(device=device_description(device))
+    result = dict(device=device_description(device), device_type=device.type)
     print(f"device: {result['device']}", flush=True)
     result["tests"] = (dict(returncode=None, summary="skipped (--skip-tests)", seconds=0.0)
                        if args.skip_tests else run_gpu_tests())
@@ -318,6 +352,7 @@ def main(argv=None):
     out = RESULTS / f"gpu_check_{device.type}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
+    plot(result, out.with_suffix(".png"))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
     python benchmarks/plots.py --docs          # and copy those the docs show to docs/assets/
 
 Each results/<script>[_suffix].json is drawn by its script's ``plot(results, path)`` into
-results/<script>[_suffix].png (see _plot.py). Importing a script loads torch, so this
+results/<script>[_suffix].png (see _plot.py); demo.py writes no JSON, and results/demo.json
+is its table in docs/benchmarks.md, transcribed. Importing a script loads torch, so this
 takes a few seconds per script; nothing is trained or measured.
 """
 
@@ -20,10 +21,11 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 ASSETS = HERE.parent / "docs" / "assets"
 # The scripts that draw charts, longest name first (a JSON belongs to the longest match).
-CHARTED = sorted(["bench_accuracy", "bench_cache", "bench_calibration", "bench_defaults",
-                  "bench_int8_accuracy", "bench_long", "bench_modes", "bench_multilabel",
-                  "bench_padding", "bench_predict", "bench_scaling", "bench_stream",
-                  "bench_stsb", "bench_train", "grid_search_lr"], key=len, reverse=True)
+CHARTED = sorted(["bench_accuracy", "bench_cache", "bench_calibration", "bench_dask_predict",
+                  "bench_ddp", "bench_defaults", "bench_int8_accuracy", "bench_long",
+                  "bench_modes", "bench_multilabel", "bench_padding", "bench_predict",
+                  "bench_scaling", "bench_stream", "bench_stsb", "bench_train", "demo",
+                  "gpu_check", "grid_search_lr"], key=len, reverse=True)
 
 
 def script_of(json_path):

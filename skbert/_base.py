@@ -603,6 +603,7 @@ class _BertTextEstimator(BaseEstimator):
             from ._openvino import check_openvino, compile_network
 
             check_openvino(self.inference_dtype, device)
+            self.model_.to(device)  # transform's features stay in torch, on the CPU
             return self._derived(("openvino", self.inference_dtype), lambda: compile_network(
                 self.model_, text_pairs=self.text_pairs_, inference_dtype=self.inference_dtype))
         if self.inference_dtype != "int8":
@@ -832,7 +833,7 @@ class _BertTextEstimator(BaseEstimator):
         """
         state = super().__getstate__()
         # The training state of a partial_fit stream travels in checkpoints only.
-        # The int8 copy is rebuilt on demand.
+        # The int8 copy or OpenVINO compilation is rebuilt on demand.
         state = {k: v for k, v in state.items() if k not in ("_trainer", "_derived_model")}
         if "model_" in state:
             from ._modeling import module_to_state

@@ -800,7 +800,7 @@ def _load_pickle(path):
         ) from exc
 
 
-def _set_device(model, args):
+def _apply_overrides(model, args):
     """Apply --device and --inference-backend to a loaded model."""
     for option, name in (("--device", "device"), ("--inference-backend", "inference_backend")):
         value = getattr(args, name)
@@ -1112,7 +1112,7 @@ def _run_predict(args):
     extra = [] if args.id_column is None else [args.id_column]
     _check_first_chunk(args, None, extra)
     model = load_model(args.model)
-    _set_device(model, args)
+    _apply_overrides(model, args)
     _without_own_bars(model)
     if _is_regressor(model):
         for flag, value in (("--proba", args.proba or None), ("--label-sep", args.label_sep),
@@ -1288,7 +1288,7 @@ def _run_evaluate(args):
     _check_data(args)
     _check_first_chunk(args, args.label_column)
     model = load_model(args.model)
-    _set_device(model, args)
+    _apply_overrides(model, args)
     _without_own_bars(model)
     if _is_regressor(model):
         scores = _evaluate_regression(args, model)

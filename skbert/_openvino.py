@@ -6,8 +6,11 @@ prediction path (length-sorted, dynamically padded batches; tokenization overlap
 the network) serves both backends.
 """
 
+import contextlib
 import copy
-import threading
+import ctypes
+import queue
+import sys
 import warnings
 
 import numpy as np
@@ -15,6 +18,35 @@ import torch
 
 # inference_dtype -> OpenVINO's INFERENCE_PRECISION_HINT (None: the CPU's default).
 _PRECISIONS = {"auto": None, "float32": "f32", "bfloat16": "bf16"}
+
+
+class _SignalStack(ctypes.Structure):  # stack_t of sigaltstack(2)
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int),
+                ("ss_size", ctypes.c_size_t)]
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+@contextlib.contextmanager
+def kept_signal_stack():
+    """Leave this thread's alternate signal stack as it was before the block.
+
+    OpenVINO's CPU plugin installs a signal stack of its own on the thread that compiles
+    a model and, when the model is destroyed, reinstates the one it found. Two models
+    destroyed in another order than they were made leave a freed stack installed, and
+    the next signal handled on it (Ctrl-C, which skbert's training catches) crashes the
+    process. Python's handlers do not need OpenVINO's stack: keep the thread's own.
+    """
+    if _LIBC is None:
+        yield
+        return
+    saved = _SignalStack()
+    _LIBC.sigaltstack(None, ctypes.byref(saved))
+    try:
+        yield
+    finally:
+        _LIBC.sigaltstack(ctypes.byref(saved), None)
 
 
 def check_openvino(inference_dtype, device):
@@ -68,7 +100,8 @@ def compile_network(module, *, text_pairs, inference_dtype):
     config = {"INFERENCE_NUM_THREADS": torch.get_num_threads()}
     if _PRECISIONS[inference_dtype] is not None:
         config["INFERENCE_PRECISION_HINT"] = _PRECISIONS[inference_dtype]
-    compiled = ov.Core().compile_model(converted, "CPU", config)
+    with kept_signal_stack():
+        compiled = ov.Core().compile_model(converted, "CPU", config)
     return OpenVINONetwork(compiled, names, module)
 
 
@@ -88,16 +121,28 @@ class OpenVINONetwork:
         self.compiled = compiled
         self.names = names
         self.features = module.features
-        self._local = threading.local()  # one infer request per predicting thread
+        self._requests = queue.SimpleQueue()  # idle infer requests, one per thread at once
 
     def eval(self):
         return self
 
     def __call__(self, **inputs):
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
         feed = {name: np.ascontiguousarray(inputs[name].cpu().numpy(), dtype=np.int64)
                 for name in self.names}
-        logits = request.infer(feed)[0]
-        return torch.from_numpy(np.array(logits, dtype=np.float32))  # a copy: the request reuses
+        with kept_signal_stack():
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                request = self.compiled.create_infer_request()
+            try:
+                logits = np.array(request.infer(feed)[0], dtype=np.float32)  # a copy
+            finally:
+                self._requests.put(request)
+        return torch.from_numpy(logits)
+
+    def __del__(self):
+        # The requests and the compiled model go here, with this thread's signal stack
+        # kept (see kept_signal_stack).
+        with kept_signal_stack():
+            self.__dict__.pop("_requests", None)
+            self.__dict__.pop("compiled", None)

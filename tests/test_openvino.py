@@ -146,3 +146,34 @@ def test_cli_predict_through_openvino(fitted, tmp_path, capsys):
     assert main(["predict", str(int8), str(data), "--out", str(tmp_path / "x.csv"),
                  "--inference-backend", "openvino"]) != 0
     assert "inference_dtype='int8'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack via libc")
+def test_openvino_leaves_the_signal_stack_alone(fitted):
+    """Check that compiled models destroyed out of order leave this thread's alternate
+    signal stack as it was: OpenVINO reinstates the stack it found at compile time, and a
+    freed one left installed crashed the process at the next Ctrl-C (a training run's
+    deferred interrupt, after predicting through OpenVINO)."""
+    import ctypes
+    import gc
+
+    from skbert._openvino import _LIBC, _SignalStack
+
+    def current():
+        stack = _SignalStack()
+        assert _LIBC.sigaltstack(None, ctypes.byref(stack)) == 0
+        return stack.ss_sp, stack.ss_flags, stack.ss_size
+
+    before = current()
+    first = copy.deepcopy(fitted).set_params(inference_backend="openvino",
+                                             inference_dtype="float32")
+    second = copy.deepcopy(fitted).set_params(inference_backend="openvino",
+                                              inference_dtype="bfloat16")
+    first.predict(TEXTS[:2])
+    second.predict(TEXTS[:2])
+    assert current() == before
+    del first  # made first, destroyed first: the order that left a freed stack
+    gc.collect()
+    del second
+    gc.collect()
+    assert current() == before
