@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny BERT built offline once per session, and toy data."""
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -117,3 +118,33 @@ def fitted(tiny_params, toy_data):
     X, y, _, _ = toy_data
     labels = np.array(["neg", "pos"])[y]
     return BertTextClassifier(**tiny_params).fit(X, labels)
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers, config):
+    """A ``distributed.Client`` on ``n_workers`` local worker processes of 1 thread each,
+    the cluster started under dask ``config``; closed at the end of the block.
+
+    Starting a nanny writes its worker variables (``OMP_NUM_THREADS=1``,
+    ``MKL_NUM_THREADS=1``, ``PYTHONHASHSEED``...) into this process's environment too;
+    the environment is put back afterwards, so that later tests' subprocesses do not
+    inherit them.
+    """
+    import dask
+    import distributed
+
+    saved = dict(os.environ)
+    try:
+        with dask.config.set(config):
+            cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                               processes=True, dashboard_address=None)
+        client = distributed.Client(cluster)
+        try:
+            client.wait_for_workers(n_workers)
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -1,6 +1,5 @@
 """skbert.dask on a 2-worker LocalCluster: single-process results, weights once per worker."""
 
-import os
 import pickle
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from sklearn.exceptions import NotFittedError
 
 from skbert import BertTextClassifier
 
-from .conftest import make_texts
+from .conftest import local_cluster, make_texts
 
 dask = pytest.importorskip("dask", reason="dask is in the test extra")
 dd = pytest.importorskip("dask.dataframe", reason="dask is in the test extra")
@@ -27,24 +26,11 @@ N_TEXTS, N_FILES, N_WORKERS = 300, 6, 2
 @pytest.fixture(scope="module")
 def client():
     """A Client on 2 worker processes of 1 thread each, closed after the module."""
-    saved = dict(os.environ)
     # The active memory manager may drop a broadcast replica from an idle worker (it
     # is fetched again when needed); off here so unpickles can be counted exactly.
-    with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}):
-        cluster = distributed.LocalCluster(
-            n_workers=N_WORKERS, threads_per_worker=1, processes=True,
-            dashboard_address=None,
-        )
-    client = distributed.Client(cluster)
-    try:
+    with local_cluster(N_WORKERS, {"distributed.scheduler.active-memory-manager.start": False}) \
+            as client:
         yield client
-    finally:
-        client.close()
-        cluster.close()
-        # Starting the nannies wrote their variables (OMP_NUM_THREADS=1, PYTHONHASHSEED...)
-        # into this process's environment: later tests' subprocesses must not inherit them.
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
 from skbert import BertTextClassifier
 
-from .conftest import make_texts
+from .conftest import local_cluster, make_texts
 
 # Searches on a cluster match sequential ones whatever the precision: run once in CI.
 pytestmark = pytest.mark.any_precision
@@ -38,30 +38,17 @@ def search_params(tiny_params):
 
 @pytest.fixture(scope="module")
 def client():
-    """A Client on 2 worker processes of 1 thread each, closed after the module.
-
-    Starting a nanny writes its worker variables (``OMP_NUM_THREADS=1``,
-    ``MKL_NUM_THREADS=1``, ``PYTHONHASHSEED``...) into this process's environment too;
-    they are put back afterwards, so that later tests' subprocesses do not inherit them.
-    """
-    saved = dict(os.environ)
+    """A Client on 2 worker processes of 1 thread each, closed after the module
+    (the environment put back: see ``local_cluster``)."""
     # The nanny's OMP_NUM_THREADS=1 and MKL_NUM_THREADS=1 (this process's values, say a
     # CI's, would win), without its MALLOC_TRIM_THRESHOLD_ as docs/scaling.md advises.
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.pop(name, None)
+    saved = {name: os.environ.pop(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+             if name in os.environ}
     no_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-    with dask.config.set(no_trim):
-        cluster = distributed.LocalCluster(
-            n_workers=N_WORKERS, threads_per_worker=1, processes=True, dashboard_address=None,
-        )
-    client = distributed.Client(cluster)
-    client.wait_for_workers(N_WORKERS)
     try:
-        yield client
+        with local_cluster(N_WORKERS, no_trim) as client:
+            yield client
     finally:
-        client.close()
-        cluster.close()
-        os.environ.clear()
         os.environ.update(saved)
 
 
