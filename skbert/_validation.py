@@ -228,8 +228,12 @@ def _as_array(y):
             return np.asarray(values)
         raise _sequence_labels(values)
     array = np.asarray(values)
-    if array.dtype.kind == "U" and not all(isinstance(v, str) for v in values):
-        raise mixed_label_types(values)  # NumPy would turn 1 into "1" silently
+    if array.dtype.kind == "U":
+        if not all(isinstance(v, str) for v in values):
+            raise mixed_label_types(values)  # NumPy would turn 1 into "1" silently
+        if any(v.endswith("\x00") for v in values):
+            # NumPy's fixed-width strings drop trailing NULs ("\x00" would become "").
+            array = np.array(values, dtype=object)
     return array
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -150,6 +150,7 @@ def test_random_unicode_gives_finite_probabilities(fitted, texts):
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(labels=["0", "\x00"])  # NumPy's string arrays drop trailing NULs: "\x00" became ""
 @given(labels=st.lists(st.one_of(st.integers(-5, 5)), min_size=2, max_size=4, unique=True)
        | st.lists(st.text(min_size=1, max_size=5), min_size=2, max_size=4, unique=True))
 def test_random_label_sets_round_trip(tiny_params, labels):
