@@ -2,9 +2,13 @@
 
 In one process: the default model (all-MiniLM-L6-v2), an 8,000-text slice of SST-2
 train, batch 32, learning rate 5e-5, 1 epoch, 10% warmup then linear decay,
-max_length 128, fp32 on the CPU (and skbert once more with bf16 autocast). The Trainer
-gets AutoModelForSequenceClassification with DataCollatorWithPadding (per-batch padding,
-random batches); skbert its defaults (length-grouped batches). skbert's time includes
+max_length 128, on the CPU. The Trainer runs in its default fp32 and, where the CPU has
+native bf16, once more with ``bf16=True``; skbert with its default
+``training_dtype="auto"`` (bf16 where the probe finds bf16 products faster) and, where
+the CPU has native bf16, in the other precision. The Trainer gets
+AutoModelForSequenceClassification with DataCollatorWithPadding (per-batch padding,
+random batches); skbert its defaults (length-grouped batches). Ratios are to the
+default Trainer. skbert's time includes
 loading the model and tokenizing; the Trainer's does not. Prints samples/s, real
 tokens/s and SST-2 dev accuracy, and the ratios to the Trainer. Needs the bench extra
 (accelerate, for the Trainer). Writes benchmarks/results/bench_train.json (``--out``) and a
@@ -24,11 +28,12 @@ from _data import DEFAULT_DATA_DIR, cpu_description, require, sst2, subsample
 from skbert import BertTextClassifier
 from skbert._pretrained import DEFAULT_MODEL, quiet_transformers, resolve_model_path
 from skbert._training import cpu_has_native_bf16
+from skbert._training import training_dtype as resolve_training_dtype
 
 SETTINGS = dict(batch_size=32, learning_rate=5e-5, epochs=1, warmup=0.1, max_length=128)
 
 
-def run_trainer(X, y, X_dev, y_dev, workdir):
+def run_trainer(X, y, X_dev, y_dev, workdir, bf16=False):
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -51,7 +56,7 @@ def run_trainer(X, y, X_dev, y_dev, workdir):
         warmup_steps=SETTINGS["warmup"], lr_scheduler_type="linear", weight_decay=0.01,
         max_grad_norm=1.0, use_cpu=True, report_to=[], save_strategy="no",
         eval_strategy="no", logging_strategy="no", disable_tqdm=True, seed=0,
-        dataloader_num_workers=0,
+        dataloader_num_workers=0, bf16=bf16,
     )
     trainer = Trainer(model=model, args=args, train_dataset=train,
                       data_collator=DataCollatorWithPadding(tokenizer))
@@ -61,8 +66,8 @@ def run_trainer(X, y, X_dev, y_dev, workdir):
     model.eval()
     dev = tokenizer(X_dev, truncation=True, max_length=SETTINGS["max_length"], padding=True,
                     return_tensors="pt")
-    with torch.inference_mode():
-        pred = model(**dev).logits.argmax(1).numpy()
+    with torch.inference_mode():  # in fp32, as skbert's (inference_dtype="float32")
+        pred = model.float()(**dev).logits.argmax(1).numpy()
     return seconds, float(np.mean(pred == y_dev)), sum(map(len, enc["input_ids"]))
 
 
@@ -101,6 +106,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     parser.add_argument("--n-train", type=int, default=8000)
+    parser.add_argument("--no-trainer-bf16", action="store_true",
+                        help="leave out the Trainer with bf16=True (run where bf16 is native)")
     parser.add_argument("--out", default=Path(__file__).parent / "results" / "bench_train.json")
     args = parser.parse_args(argv)
     require(args.data_dir)
@@ -109,19 +116,27 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         trainer_s, trainer_acc, tokens = run_trainer(X, y, X_dev, y_dev, workdir)
     rows = [("transformers Trainer", trainer_s, trainer_acc)]
-    # bf16 autocast only where the CPU computes bf16 natively (emulated, it is far slower).
-    for dtype in ("float32", "bfloat16") if cpu_has_native_bf16() else ("float32",):
-        rows.append((f"skbert, {dtype}", *run_skbert(X, y, X_dev, y_dev, dtype)))
+    if cpu_has_native_bf16() and not args.no_trainer_bf16:
+        with tempfile.TemporaryDirectory() as workdir:
+            seconds, acc, _ = run_trainer(X, y, X_dev, y_dev, workdir, bf16=True)
+        rows.append(("transformers Trainer, bf16=True", seconds, acc))
+    # "auto" (the default) takes bf16 where the probe finds bf16 products faster; the
+    # other precision runs too, where the CPU has native bf16 (emulated, it is slow).
+    auto = "bfloat16" if resolve_training_dtype("auto", torch.device("cpu")) else "float32"
+    rows.append((f"skbert, auto = {auto}", *run_skbert(X, y, X_dev, y_dev, "auto")))
+    if cpu_has_native_bf16():
+        other = "float32" if auto == "bfloat16" else "bfloat16"
+        rows.append((f"skbert, {other}", *run_skbert(X, y, X_dev, y_dev, other)))
     print(cpu_description())
     print(f"{len(X)} SST-2 training texts ({tokens} real tokens), {SETTINGS}")
-    print(f"| {'path':<22} | {'samples/s':>9} | {'tokens/s':>8} | {'dev accuracy':>12} |")
-    print(f"|{'-' * 24}|{'-' * 11}|{'-' * 10}|{'-' * 14}|")
+    print(f"| {'path':<31} | {'samples/s':>9} | {'tokens/s':>8} | {'dev accuracy':>12} |")
+    print(f"|{'-' * 33}|{'-' * 11}|{'-' * 10}|{'-' * 14}|")
     for name, seconds, acc in rows:
-        print(f"| {name:<22} | {len(X) / seconds:>9.1f} | {tokens / seconds:>8.0f} | "
+        print(f"| {name:<31} | {len(X) / seconds:>9.1f} | {tokens / seconds:>8.0f} | "
               f"{acc:>12.3f} |")
     for name, seconds, acc in rows[1:]:
-        print(f"{name} / Trainer samples/s: {trainer_s / seconds:.2f}x; dev accuracy "
-              f"difference {acc - trainer_acc:+.3f}")
+        print(f"{name} / Trainer (default, fp32) samples/s: {trainer_s / seconds:.2f}x; "
+              f"dev accuracy difference {acc - trainer_acc:+.3f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     results = {
         "cpu": cpu_description(), "settings": SETTINGS, "n_train": len(X), "real_tokens": tokens,

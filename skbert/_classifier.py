@@ -136,10 +136,11 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         gradient scaler).
     training_dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         Precision of training. "auto" trains with bf16 autocast on GPUs that support
-        it, fp16 autocast with a gradient scaler on older GPUs, and fp32 on CPUs.
-        "bfloat16" on a CPU with native bf16 trained 1.3x faster at the same
-        accuracy on an AMD EPYC but 0.73x as fast on a Xeon without AMX
-        (``benchmarks/bench_train.py``): measure on yours. "float16" needs CUDA.
+        it, fp16 autocast with a gradient scaler on older GPUs, bf16 autocast on CPUs
+        where ``inference_dtype="auto"`` takes bf16 (the same one-off timing), and
+        fp32 on other CPUs: bf16 trained 1.3x faster at the same accuracy on an AMD
+        EPYC with AVX512-BF16 but 0.73x as fast on a Xeon without AMX
+        (``benchmarks/bench_train.py``). "float16" needs CUDA.
     inference_dtype : {"auto", "float32", "bfloat16", "float16", "int8"}, default="auto"
         Precision of prediction. "auto" runs bf16 autocast on GPUs and on CPUs where
         bf16 is measured faster than fp32 (AVX512-BF16 or AMX, and a one-off timing of

@@ -7,8 +7,8 @@ Ctrl-C, the NaN check, gradient clipping, data parallelism and the optimizer ste
 here once. What a run must carry to continue exactly is one :class:`TrainingState`, saved
 and restored with ``state_dict()`` / ``load_state_dict()``.
 
-Of skbert it uses ``_training`` (optimizer steps, precision), ``_modeling`` (the seeded
-dropout) and nothing else.
+Of skbert it uses ``_patches`` (the seeded dropout, the kept embedding gradient) and
+nothing else.
 """
 
 import contextlib
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._modeling import seeded_dropout
+from ._patches import kept_embedding_gradient, seeded_dropout
 
 _STATE_FORMAT = "skbert-training-state-2"
 # A progress bar shows the running mean loss every this many steps (and at the end).
@@ -113,16 +113,33 @@ class TrainingState:
         self.label_counts = None
 
     def step(self, parameters, max_grad_norm):
-        """Unscale and clip the gradients; step the optimizer and the schedule."""
+        """Unscale and clip the gradients; step the optimizer and the schedule.
+
+        With a fused optimizer and no loss scaler, the clipping is done by the
+        optimizer's own pass over the gradients: it divides them by its ``grad_scale``
+        (the contract ``GradScaler`` uses), set to ``norm / max_grad_norm`` where that
+        is above 1, as ``clip_grad_norm_`` would multiply them by its inverse. That
+        saves ``clip_grad_norm_``'s separate pass, which read and wrote every gradient
+        (~5% of a CPU training step of short texts).
+        """
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        if max_grad_norm is not None:
+        in_step = self.scaler is None and self.optimizer.defaults.get("fused")
+        if max_grad_norm is not None and in_step:
+            norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in parameters if p.grad is not None])
+            # As clip_grad_norm_: factor max_norm / (norm + 1e-6), at most 1.
+            self.optimizer.grad_scale = torch.clamp((norm + 1e-6) / max_grad_norm, min=1.0)
+        elif max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
+        try:
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+        finally:
+            self.optimizer.__dict__.pop("grad_scale", None)
         self.scheduler.step()
         self.steps += 1
 
@@ -354,7 +371,11 @@ class Trainer:
         """
         losses = []
         try:
-            with deferred_interrupt() as flag, seeded_dropout(self.module, self.state.generator):
+            # Under data parallelism every gradient must reach the reducer through
+            # autograd: the embedding's stays autograd's there.
+            with deferred_interrupt() as flag, \
+                    seeded_dropout(self.module, self.state.generator), \
+                    kept_embedding_gradient(self.module, enabled=self.parallel is None):
                 for epoch in range(passes):
                     if self._epoch(source, flag, epoch, passes, losses, validation, stopper,
                                    verbose, description, score_name):

@@ -81,11 +81,14 @@ def training_dtype(requested, device):
     """Autocast dtype for training on ``device``, or None for full precision.
 
     "auto" takes bf16 on GPUs that support it, fp16 on older GPUs (with a gradient
-    scaler), and fp32 on CPUs and MPS; "bfloat16" also runs on CPUs; "float16" needs
-    CUDA.
+    scaler), bf16 on CPUs where prediction takes it (:func:`cpu_auto_bf16`: the same
+    probe), and fp32 elsewhere (other CPUs, MPS); "bfloat16" also runs on CPUs;
+    "float16" needs CUDA.
     """
     if requested == "auto":
-        return _cuda_amp_dtype(device) if device.type == "cuda" else None
+        if device.type == "cuda":
+            return _cuda_amp_dtype(device)
+        return torch.bfloat16 if device.type == "cpu" and cpu_auto_bf16() else None
     dtype = _INFERENCE_DTYPES[requested]
     if dtype is torch.float16 and device.type != "cuda":
         raise ValueError(

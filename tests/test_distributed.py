@@ -61,7 +61,8 @@ SCRIPT = textwrap.dedent("""
     elif mode == "mlm":  # masked-LM pretraining on the same loop
         from skbert import MaskedLMPretrainer
         clf = MaskedLMPretrainer(model_dir, max_length=32, batch_size=16, learning_rate=1e-3,
-                                 device="cpu", random_state=0, max_iter=2).fit(X)
+                                 device="cpu", random_state=0, max_iter=2,
+                                 training_dtype="float32").fit(X)
     else:
         for start in range(0, 96, 48):
             clf.partial_fit(X[start:start + 48], y[start:start + 48], classes=[0, 1])
@@ -92,7 +93,8 @@ def no_dropout_model(tiny_model_dir, tmp_path_factory):
 
 
 PARAMS = dict(max_iter=2, batch_size=16, learning_rate=5e-3, max_length=32, device="cpu",
-              random_state=None, head_dropout=0.0, inference_dtype="float32")
+              random_state=None, head_dropout=0.0, training_dtype="float32",
+              inference_dtype="float32")
 
 
 def _launch(model_dir, out, mode, params):
@@ -175,7 +177,7 @@ def test_masked_lm_in_two_processes_matches_one(no_dropout_model, tmp_path):
     X, _ = make_texts(96, seed=7)
     single = MaskedLMPretrainer(no_dropout_model, max_length=32, batch_size=16,
                                 learning_rate=1e-3, device="cpu", random_state=0,
-                                max_iter=2).fit(X)
+                                max_iter=2, training_dtype="float32").fit(X)
     np.testing.assert_allclose(parallel.loss_curve_, single.loss_curve_, rtol=1e-4)
 
 

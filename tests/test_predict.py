@@ -153,9 +153,19 @@ def test_cuda_predict_matches_cpu(fitted):
 
 
 def test_training_dtype_resolution(monkeypatch):
-    """Check training precision: fp32 on CPU by default, bf16 on request, fp16 needs CUDA."""
+    """Check training precision: "auto" on a CPU follows the bf16 probe of prediction,
+    bf16 on request, fp16 needs CUDA."""
     cpu = torch.device("cpu")
+    monkeypatch.setenv("SKBERT_CPU_BF16", "0")
     assert _training.training_dtype("auto", cpu) is None
+    monkeypatch.setenv("SKBERT_CPU_BF16", "1")
+    assert _training.training_dtype("auto", cpu) is torch.bfloat16
+    monkeypatch.delenv("SKBERT_CPU_BF16")
+    monkeypatch.setattr(_training, "cpu_bf16_pays", lambda: False)
+    assert _training.training_dtype("auto", cpu) is None
+    monkeypatch.setattr(_training, "cpu_bf16_pays", lambda: True)
+    assert _training.training_dtype("auto", cpu) is torch.bfloat16
+    assert _training.training_dtype("float32", cpu) is None
     assert _training.training_dtype("bfloat16", cpu) is torch.bfloat16
     with pytest.raises(ValueError, match="training_dtype='float16' needs a CUDA device"):
         _training.training_dtype("float16", cpu)

@@ -1,0 +1,194 @@
+"""What the training loop changes in a network for the length of a run, and puts back.
+
+Dropout that draws from the fit's own generator (:func:`seeded_dropout`), and a word
+embedding whose gradient lives in one buffer for the whole run
+(:func:`kept_embedding_gradient`). The network itself (``_modeling``) knows nothing of
+either. This module imports nothing from skbert.
+"""
+
+import contextlib
+
+import torch
+from torch import nn
+
+_SEEDED_ATTENTION = "skbert_seeded"
+
+
+_LANES = 65536  # a mask element is one 16-bit lane of a 64-bit draw
+
+
+def _dropout(x, p, generator):
+    """Inverted dropout whose mask is drawn from ``generator``.
+
+    On CPUs and CUDA, each element is kept when a 16-bit lane of a random 64-bit
+    integer is at least a threshold: the drop probability is ``p`` rounded to a
+    multiple of 1/65,536 (0.1 is 0.100006), and kept values are scaled by the inverse of
+    the kept share, so the expectation is exact. One draw masks four elements: on a CPU
+    the mask costs a third of torch's ``bernoulli_`` (one float drawn per element),
+    which took ~10% of a training step. Elsewhere (MPS) ``bernoulli_``.
+    """
+    if p >= 1:
+        return x * 0.0
+    if x.device.type not in ("cpu", "cuda"):
+        noise = torch.empty_like(x).bernoulli_(1 - p, generator=generator)
+        return x * noise.div_(1 - p)
+    dropped = round(p * _LANES)
+    n = x.numel()
+    draws = torch.empty(-(-n // 4), dtype=torch.int64, device=x.device)
+    draws.random_(-(2**63), None, generator=generator)  # all 64 bits uniform
+    keep = draws.view(torch.int16)[:n].view(x.shape) >= dropped - _LANES // 2
+    return x * keep.to(x.dtype).mul_(_LANES / (_LANES - dropped))
+
+
+def _seeded_attention(module, query, key, value, attention_mask, dropout=0.0,
+                      scaling=None, **kwargs):
+    """Attention whose dropout draws from the generator of the fit (see
+    ``seeded_dropout``); without dropout, transformers' own SDPA attention."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    generator = getattr(module, "_skbert_generator", None)
+    if not dropout or generator is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask,
+                                      dropout=0.0, scaling=scaling, **kwargs)
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:  # no full-size additive mask
+            weights = weights.masked_fill(~attention_mask, torch.finfo(weights.dtype).min)
+        else:
+            weights = weights + attention_mask
+    weights = _dropout(torch.softmax(weights, dim=-1), dropout, generator)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
+
+
+@contextlib.contextmanager
+def seeded_dropout(module, generator):
+    """Make every dropout of ``module`` draw from ``generator`` during the block.
+
+    Dropout otherwise draws from torch's global generator, which threads share: two fits
+    with the same ``random_state`` in parallel threads would differ. ``nn.Dropout``
+    layers get a forward of their own, and transformers' attention (whose dropout is
+    inside SDPA) an attention function that draws from ``generator``. All is put back
+    after the block.
+    """
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    AttentionInterface.register(_SEEDED_ATTENTION, _seeded_attention)
+    AttentionMaskInterface.register(_SEEDED_ATTENTION, sdpa_mask)  # the masks SDPA gets
+    patched, configs = [], {}
+    for m in module.modules():
+        if isinstance(m, nn.Dropout) and m.p > 0:
+            m.forward = lambda x, m=m: _dropout(x, m.p, generator) if m.training else x
+            patched.append(m)
+        config = getattr(m, "config", None)
+        if getattr(config, "_attn_implementation", None) in ("sdpa", "eager"):
+            configs.setdefault(id(config), (config, config._attn_implementation))
+            m._skbert_generator = generator
+            patched.append(m)
+    for config, _ in configs.values():
+        config._attn_implementation = _SEEDED_ATTENTION
+    try:
+        yield
+    finally:
+        for config, implementation in configs.values():
+            config._attn_implementation = implementation
+        for m in patched:
+            m.__dict__.pop("forward", None)
+            m.__dict__.pop("_skbert_generator", None)
+
+
+class _KeptGradientEmbedding(torch.autograd.Function):
+    """An embedding lookup whose backward adds into ``holder``'s gradient buffer.
+
+    The buffer becomes the weight's ``.grad`` directly: autograd's own accumulation is
+    bypassed (backward returns no gradient for the weight), so that no tensor of the
+    vocabulary's size is allocated per step.
+    """
+
+    @staticmethod
+    def forward(ctx, ids, weight, holder):
+        ctx.save_for_backward(ids)
+        ctx.holder = holder
+        return nn.functional.embedding(ids, weight, holder.padding_idx)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (ids,) = ctx.saved_tensors
+        ctx.holder.add(ids, grad_output)
+        return None, None, None
+
+
+class _GradientHolder:
+    """The gradient buffer of one embedding weight, and which of its rows may not be 0:
+    ``rows`` (a tensor of row indices), or None for any row."""
+
+    def __init__(self, weight, padding_idx):
+        self.weight, self.padding_idx = weight, padding_idx
+        self.buffer = self.rows = None
+
+    def add(self, ids, grad_output):
+        """Add a batch's gradient: into ``weight.grad`` while a step accumulates, into
+        the cleared buffer when a step starts (``weight.grad`` is not the buffer)."""
+        weight = self.weight
+        if self.buffer is None:
+            self.buffer = torch.zeros_like(weight, memory_format=torch.contiguous_format)
+            self.rows = ids.new_empty(0)
+        elif weight.grad is not self.buffer:  # a new step: clear what the last one left
+            if self.rows is None:
+                self.buffer.zero_()
+            else:
+                self.buffer.index_fill_(0, self.rows, 0)
+            self.rows = ids.new_empty(0)
+        if weight.grad is not None and weight.grad is not self.buffer:
+            self.buffer.copy_(weight.grad)  # a gradient set by another: add to it
+            self.rows = None
+        ids = ids.reshape(-1)
+        grad = grad_output.reshape(ids.numel(), -1).to(self.buffer.dtype)
+        if self.padding_idx is not None:  # the padding row gets no gradient
+            keep = ids != self.padding_idx
+            ids, grad = ids[keep], grad[keep]
+        self.buffer.index_add_(0, ids, grad)
+        if self.rows is not None:
+            self.rows = torch.cat([self.rows, ids]).unique()
+        weight.grad = self.buffer
+
+
+@contextlib.contextmanager
+def kept_embedding_gradient(module, enabled=True):
+    """Keep the input word embedding's gradient in one buffer during the block.
+
+    Autograd's gradient of an embedding is a new tensor the size of the vocabulary
+    each step (30,522 x 384 floats, 47 MB, for BERT's): on a CPU, the page faults of
+    that fresh memory took ~12% of a training step of short texts. Here the gradient is
+    added into one buffer kept for the run, and only the rows the previous step touched
+    are cleared. The values are those of autograd (same sums, the padding row at 0).
+
+    Left as it is (the block runs unchanged) when ``enabled`` is False, when the
+    embedding is not a plain ``nn.Embedding`` that trains (frozen, ``max_norm``,
+    ``scale_grad_by_freq``, sparse), or when its weight is shared with another
+    parameter (a tied language-model decoder), whose gradient autograd must add.
+    """
+    get = getattr(module, "get_input_embeddings", None) or getattr(
+        getattr(module, "backbone", None), "get_input_embeddings", None)
+    embedding = get() if get is not None else None
+    if (not enabled or type(embedding) is not nn.Embedding
+            or not embedding.weight.requires_grad or embedding.max_norm is not None
+            or embedding.scale_grad_by_freq or embedding.sparse
+            or sum(p is embedding.weight
+                   for _, p in module.named_parameters(remove_duplicate=False)) != 1):
+        yield
+        return
+    holder = _GradientHolder(embedding.weight, embedding.padding_idx)
+
+    def forward(ids):
+        if not (embedding.training and torch.is_grad_enabled()):
+            return nn.functional.embedding(ids, embedding.weight, embedding.padding_idx)
+        return _KeptGradientEmbedding.apply(ids, embedding.weight, holder)
+
+    embedding.forward = forward
+    try:
+        yield
+    finally:
+        embedding.__dict__.pop("forward", None)

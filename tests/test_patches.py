@@ -1,0 +1,159 @@
+"""What training changes in a network for a run: the seeded dropout's masks, the word
+embedding's kept gradient, and the clipping done inside the fused AdamW step."""
+
+import contextlib
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skbert import BertTextClassifier, _engine
+from skbert._patches import _dropout, kept_embedding_gradient
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_drops_its_share_and_keeps_the_expectation(dtype):
+    """Check the 16-bit-lane masks: the drop share is p, kept values are scaled so the mean
+    is unchanged, the generator decides the mask, and the gradient is the mask."""
+    x = torch.ones(1_000_003, dtype=dtype, requires_grad=True)  # not a multiple of 4
+    y = _dropout(x, 0.1, torch.Generator().manual_seed(0))
+    assert y.dtype == dtype and y.shape == x.shape
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.1) < 0.002  # 5 standard deviations: 0.0003
+    assert abs(y.float().mean().item() - 1.0) < 0.004
+    assert set(torch.unique(y.detach().float()).tolist()) == {
+        0.0, torch.tensor(65536 / (65536 - 6554), dtype=dtype).item()}
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())
+    again = _dropout(x.detach(), 0.1, torch.Generator().manual_seed(0))
+    other = _dropout(x.detach(), 0.1, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(again, y.detach())
+    assert not torch.equal(other, again)
+
+
+def test_dropout_masks_are_uniform_in_every_lane():
+    """Check that each of the four 16-bit lanes of a draw drops its share: a lane with a
+    constant bit (as ``random_()``'s sign bit) would drop half or none of its elements."""
+    y = _dropout(torch.ones(4 * 200_000), 0.5, torch.Generator().manual_seed(3))
+    shares = (y.view(-1, 4) == 0).float().mean(0)
+    torch.testing.assert_close(shares, torch.full((4,), 0.5), atol=0.006, rtol=0)
+
+
+def test_dropout_of_one_drops_everything():
+    assert torch.count_nonzero(_dropout(torch.ones(7, 3), 1.0, torch.Generator())) == 0
+
+
+def _tiny_bert(tiny_model_dir):
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(tiny_model_dir).train()
+
+
+def _grads(module):
+    return {name: None if p.grad is None else p.grad.clone()
+            for name, p in module.named_parameters()}
+
+
+def _batches():
+    generator = torch.Generator().manual_seed(0)
+    ids = [torch.randint(1, 60, (4, 9), generator=generator) for _ in range(3)]
+    for batch in ids:
+        batch[:2, -3:] = 0  # padding: its row gets no gradient
+    return ids
+
+
+def test_kept_embedding_gradient_equals_autograds(tiny_model_dir):
+    """Check step by step (new rows each step, padding, two backwards accumulating in one
+    step, zero_grad keeping the tensors) that every gradient equals autograd's."""
+    plain = _tiny_bert(tiny_model_dir)
+    kept = copy.deepcopy(plain)
+    for model in (plain, kept):  # no dropout: both runs must see the same function
+        model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0
+    weight = kept.get_input_embeddings().weight
+
+    def run(model, ids, set_to_none=True, accumulate=False):
+        model.zero_grad(set_to_none=set_to_none)
+        for batch in [ids, ids.flip(0)] if accumulate else [ids]:
+            model(input_ids=batch, attention_mask=(batch != 0).long()).last_hidden_state.sum(
+            ).backward()
+        return _grads(model)
+
+    with kept_embedding_gradient(kept):
+        assert "forward" in kept.get_input_embeddings().__dict__
+        steps = [(ids, dict()) for ids in _batches()]
+        steps += [(_batches()[0], dict(accumulate=True)), (_batches()[1], dict(set_to_none=False))]
+        for k, (ids, options) in enumerate(steps):
+            expected, got = run(plain, ids, **options), run(kept, ids, **options)
+            assert expected.keys() == got.keys()
+            for name in expected:
+                torch.testing.assert_close(got[name], expected[name], rtol=1e-5, atol=1e-6,
+                                           msg=f"step {k}: {name}")
+            assert torch.count_nonzero(weight.grad[0]) == 0  # the padding row
+    assert "forward" not in kept.get_input_embeddings().__dict__
+    # Outside the block the embedding is autograd's again.
+    torch.testing.assert_close(run(kept, _batches()[2]), run(plain, _batches()[2]))
+
+
+def test_kept_embedding_gradient_leaves_tied_and_disabled_embeddings(tiny_model_dir):
+    """A weight shared with a decoder (masked LM) must get autograd's sum of both
+    gradients, and a data-parallel run every gradient through autograd: both left alone."""
+    from transformers import AutoModelForMaskedLM
+
+    mlm = AutoModelForMaskedLM.from_pretrained(tiny_model_dir)
+    assert mlm.get_output_embeddings().weight is mlm.get_input_embeddings().weight
+    with kept_embedding_gradient(mlm):
+        assert "forward" not in mlm.get_input_embeddings().__dict__
+    bert = _tiny_bert(tiny_model_dir)
+    with kept_embedding_gradient(bert, enabled=False):
+        assert "forward" not in bert.get_input_embeddings().__dict__
+    bert.get_input_embeddings().requires_grad_(False)
+    with kept_embedding_gradient(bert):
+        assert "forward" not in bert.get_input_embeddings().__dict__
+
+
+def test_fit_trains_the_embedding_as_autograd_does(tiny_params, toy_data, monkeypatch):
+    """Check a whole fit: the kept gradient gives the weights autograd's gradient gives."""
+    X, y, X_test, _ = toy_data
+    params = dict(tiny_params, max_iter=2, training_dtype="float32", inference_dtype="float32")
+    kept = BertTextClassifier(**params).fit(X, y)
+    assert all("forward" not in m.__dict__ for m in kept.model_.modules())
+    monkeypatch.setattr(_engine, "kept_embedding_gradient",
+                        lambda module, enabled: contextlib.nullcontext())
+    plain = BertTextClassifier(**params).fit(X, y)
+    for (name, a), b in zip(kept.model_.state_dict().items(), plain.model_.state_dict().values(),
+                            strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+    np.testing.assert_allclose(kept.predict_proba(X_test), plain.predict_proba(X_test),
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 1e3])
+def test_clipping_inside_the_fused_step_equals_clip_grad_norm(max_norm):
+    """Check that the fused step's ``grad_scale`` clips as ``clip_grad_norm_`` does, with
+    the clip active (small max_norm) and not (large), and leaves no ``grad_scale``."""
+    generator = torch.Generator().manual_seed(0)
+    params = [nn.Parameter(torch.randn(shape, generator=generator))
+              for shape in [(50, 8), (8,), (3, 3)]]
+    grads = [torch.randn(p.shape, generator=generator) for p in params]
+    twins = [nn.Parameter(p.detach().clone()) for p in params]
+
+    plan = _engine.TrainingPlan(warmup_steps=0, decay="constant")
+    optimizer = torch.optim.AdamW([{"params": params, "lr": 0.1}], fused=True)
+    state = _engine.TrainingState(optimizer, plan, seed=0, device=torch.device("cpu"))
+    reference = torch.optim.AdamW([{"params": twins, "lr": 0.1}], fused=True)
+    for _ in range(3):
+        for p, q, g in zip(params, twins, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        state.step(params, max_norm)
+        torch.nn.utils.clip_grad_norm_(twins, max_norm)
+        reference.step()
+        assert not hasattr(optimizer, "grad_scale")
+        for p, q in zip(params, twins, strict=True):
+            torch.testing.assert_close(p.grad, q.grad)  # clipped in place, as clip does
+            torch.testing.assert_close(p.detach(), q.detach())
+    assert state.steps == 3
