@@ -20,16 +20,16 @@ _LANES = 65536  # a mask element is one 16-bit lane of a 64-bit draw
 def _dropout(x, p, generator):
     """Inverted dropout whose mask is drawn from ``generator``.
 
-    On CPUs and CUDA, each element is kept when a 16-bit lane of a random 64-bit
-    integer is at least a threshold: the drop probability is ``p`` rounded to a
-    multiple of 1/65,536 (0.1 is 0.100006), and kept values are scaled by the inverse of
-    the kept share, so the expectation is exact. One draw masks four elements: on a CPU
-    the mask costs a third of torch's ``bernoulli_`` (one float drawn per element),
-    which took ~10% of a training step. Elsewhere (MPS) ``bernoulli_``.
+    On a CPU, each element is kept when a 16-bit lane of a random 64-bit integer is at
+    least a threshold: the drop probability is ``p`` rounded to a multiple of 1/65,536
+    (0.1 is 0.100006), and kept values are scaled by the inverse of the kept share, so
+    the expectation is exact. One draw masks four elements: the mask costs a third of
+    torch's ``bernoulli_`` (one float drawn per element), which took ~10% of a CPU
+    training step. On GPUs, whose generators draw in parallel, ``bernoulli_``.
     """
     if p >= 1:
         return x * 0.0
-    if x.device.type not in ("cpu", "cuda"):
+    if x.device.type != "cpu":
         noise = torch.empty_like(x).bernoulli_(1 - p, generator=generator)
         return x * noise.div_(1 - p)
     dropped = round(p * _LANES)
@@ -165,8 +165,9 @@ def kept_embedding_gradient(module, enabled=True):
     added into one buffer kept for the run, and only the rows the previous step touched
     are cleared. The values are those of autograd (same sums, the padding row at 0).
 
-    Left as it is (the block runs unchanged) when ``enabled`` is False, when the
-    embedding is not a plain ``nn.Embedding`` that trains (frozen, ``max_norm``,
+    Left as it is (the block runs unchanged) when ``enabled`` is False, off the CPU
+    (GPU allocators reuse memory, and finding the rows would wait for the device), when
+    the embedding is not a plain ``nn.Embedding`` that trains (frozen, ``max_norm``,
     ``scale_grad_by_freq``, sparse), or when its weight is shared with another
     parameter (a tied language-model decoder), whose gradient autograd must add.
     """
@@ -174,8 +175,9 @@ def kept_embedding_gradient(module, enabled=True):
         getattr(module, "backbone", None), "get_input_embeddings", None)
     embedding = get() if get is not None else None
     if (not enabled or type(embedding) is not nn.Embedding
-            or not embedding.weight.requires_grad or embedding.max_norm is not None
-            or embedding.scale_grad_by_freq or embedding.sparse
+            or embedding.weight.device.type != "cpu" or not embedding.weight.requires_grad
+            or embedding.max_norm is not None or embedding.scale_grad_by_freq
+            or embedding.sparse
             or sum(p is embedding.weight
                    for _, p in module.named_parameters(remove_duplicate=False)) != 1):
         yield

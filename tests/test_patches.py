@@ -101,7 +101,8 @@ def test_kept_embedding_gradient_equals_autograds(tiny_model_dir):
 
 def test_kept_embedding_gradient_leaves_tied_and_disabled_embeddings(tiny_model_dir):
     """A weight shared with a decoder (masked LM) must get autograd's sum of both
-    gradients, and a data-parallel run every gradient through autograd: both left alone."""
+    gradients, a data-parallel run every gradient through autograd, and a GPU (whose
+    allocator reuses memory) no per-step wait for the rows: all left alone."""
     from transformers import AutoModelForMaskedLM
 
     mlm = AutoModelForMaskedLM.from_pretrained(tiny_model_dir)
@@ -114,6 +115,9 @@ def test_kept_embedding_gradient_leaves_tied_and_disabled_embeddings(tiny_model_
     bert.get_input_embeddings().requires_grad_(False)
     with kept_embedding_gradient(bert):
         assert "forward" not in bert.get_input_embeddings().__dict__
+    off_cpu = _tiny_bert(tiny_model_dir).to("meta")  # as a GPU: not the CPU
+    with kept_embedding_gradient(off_cpu):
+        assert "forward" not in off_cpu.get_input_embeddings().__dict__
 
 
 def test_fit_trains_the_embedding_as_autograd_does(tiny_params, toy_data, monkeypatch):
