@@ -62,6 +62,10 @@ class TextClassifierModule(nn.Module):
             self.backbone.eval()
         return self
 
+    def get_input_embeddings(self):
+        """The backbone's token embedding (as on a transformers model)."""
+        return self.backbone.get_input_embeddings()
+
     def features(self, input_ids, attention_mask, token_type_ids=None):
         """Pooled backbone output of shape (batch, hidden_size)."""
         states = self.backbone(

@@ -121,38 +121,25 @@ class _KeptGradientEmbedding(torch.autograd.Function):
 
 
 class _GradientHolder:
-    """The gradient buffer of one embedding weight, and which of its rows may not be 0:
-    ``rows`` (a tensor of row indices), or None for any row."""
+    """The gradient buffer of one embedding weight, and the rows of it that may not be 0."""
 
     def __init__(self, weight, padding_idx):
         self.weight, self.padding_idx = weight, padding_idx
-        self.buffer = self.rows = None
+        self.buffer = torch.zeros_like(weight, memory_format=torch.contiguous_format)
+        self.rows = torch.empty(0, dtype=torch.int64)
 
     def add(self, ids, grad_output):
         """Add a batch's gradient: into ``weight.grad`` while a step accumulates, into
         the cleared buffer when a step starts (``weight.grad`` is not the buffer)."""
-        weight = self.weight
-        if self.buffer is None:
-            self.buffer = torch.zeros_like(weight, memory_format=torch.contiguous_format)
-            self.rows = ids.new_empty(0)
-        elif weight.grad is not self.buffer:  # a new step: clear what the last one left
-            if self.rows is None:
-                self.buffer.zero_()
-            else:
-                self.buffer.index_fill_(0, self.rows, 0)
-            self.rows = ids.new_empty(0)
-        if weight.grad is not None and weight.grad is not self.buffer:
-            self.buffer.copy_(weight.grad)  # a gradient set by another: add to it
-            self.rows = None
+        if self.weight.grad is not self.buffer:  # a new step: clear what the last one left
+            self.buffer.index_fill_(0, self.rows, 0)
+            self.rows = self.rows[:0]
         ids = ids.reshape(-1)
-        grad = grad_output.reshape(ids.numel(), -1).to(self.buffer.dtype)
+        self.buffer.index_add_(0, ids, grad_output.reshape(ids.numel(), -1).to(self.buffer.dtype))
         if self.padding_idx is not None:  # the padding row gets no gradient
-            keep = ids != self.padding_idx
-            ids, grad = ids[keep], grad[keep]
-        self.buffer.index_add_(0, ids, grad)
-        if self.rows is not None:
-            self.rows = torch.cat([self.rows, ids]).unique()
-        weight.grad = self.buffer
+            self.buffer[self.padding_idx] = 0
+        self.rows = torch.cat([self.rows, ids]).unique()
+        self.weight.grad = self.buffer
 
 
 @contextlib.contextmanager
@@ -171,8 +158,7 @@ def kept_embedding_gradient(module, enabled=True):
     ``scale_grad_by_freq``, sparse), or when its weight is shared with another
     parameter (a tied language-model decoder), whose gradient autograd must add.
     """
-    get = getattr(module, "get_input_embeddings", None) or getattr(
-        getattr(module, "backbone", None), "get_input_embeddings", None)
+    get = getattr(module, "get_input_embeddings", None)
     embedding = get() if get is not None else None
     if (not enabled or type(embedding) is not nn.Embedding
             or embedding.weight.device.type != "cpu" or not embedding.weight.requires_grad

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from skbert import BertTextClassifier, _engine
+from skbert import BertTextClassifier, _engine, _patches
 from skbert._patches import _dropout, kept_embedding_gradient
 
 
@@ -124,7 +124,12 @@ def test_fit_trains_the_embedding_as_autograd_does(tiny_params, toy_data, monkey
     """Check a whole fit: the kept gradient gives the weights autograd's gradient gives."""
     X, y, X_test, _ = toy_data
     params = dict(tiny_params, max_iter=2, training_dtype="float32", inference_dtype="float32")
+    added = []
+    add = _patches._GradientHolder.add
+    monkeypatch.setattr(_patches._GradientHolder, "add",
+                        lambda self, *args: added.append(1) or add(self, *args))
     kept = BertTextClassifier(**params).fit(X, y)
+    assert len(added) == kept.n_iter_ * -(-len(X) // params["batch_size"])  # every step
     assert all("forward" not in m.__dict__ for m in kept.model_.modules())
     monkeypatch.setattr(_engine, "kept_embedding_gradient",
                         lambda module, enabled: contextlib.nullcontext())
