@@ -8,6 +8,7 @@ Functions of an estimator's parameters; the estimator calls them. Of skbert it u
 ``_tokenization`` and ``_validation``.
 """
 
+import contextlib
 import warnings
 from numbers import Integral
 
@@ -19,6 +20,7 @@ from . import _modeling, _pretrained, _training
 from ._batching import count_batches, smallest_batch, sorted_batches
 from ._engine import Trainer, TrainingPlan, TrainingState
 from ._inputs import FeatureBatches, TokenBatches
+from ._patches import masks_without_sync
 from ._tokenization import pool_windows
 
 # Default token budget of a prediction batch (padded length times texts). On a
@@ -183,13 +185,22 @@ def sources(estimator, trainer, encoding, train_rows, val_rows, targets, weights
     return source, validation
 
 
+def unsynced_masks(module, device):
+    """Attention masks that do not wait for the device, off the CPU (see
+    ``_patches.masks_without_sync``); nothing changes on a CPU."""
+    if device.type == "cpu":
+        return contextlib.nullcontext()
+    return masks_without_sync(module)
+
+
 def _features(estimator, module, encoding, rows, pad_id, device, *, n_texts, show, desc):
     """The frozen base's pooled features of the sequences ``rows`` (of ``n_texts``
     texts), on ``device``; with ``show``, a progress bar in texts labelled ``desc``."""
     budget = batch_tokens(estimator, device)
     batches = sorted_batches(np.diff(encoding[2])[rows], budget,
                              multiple_of=_training.pad_multiple(device.type))
-    with tqdm(total=n_texts, desc=desc, unit=" texts", disable=not show, leave=False) as bar:
+    with tqdm(total=n_texts, desc=desc, unit=" texts", disable=not show, leave=False) as bar, \
+            unsynced_masks(module, device):
         out = _training.predict_batches(module.features, encoding, rows, batches,
                                         pad_id=pad_id, device=device,
                                         progress=text_progress(bar, n_texts, len(rows)))
@@ -231,11 +242,11 @@ def logits(estimator, module, encoding, rows, pad_id, device, *, features=False,
         batches = sorted_batches(np.diff(encoding[2])[rows], budget,
                                  multiple_of=_training.pad_multiple(device.type))
         try:
-            out = _training.predict_batches(module.features if features else module,
-                                            encoding, rows, batches, pad_id=pad_id,
-                                            device=device, dtype=dtype,
-                                            progress=text_progress(progress, len(texts),
-                                                                   len(rows)))
+            with unsynced_masks(module, device):
+                out = _training.predict_batches(
+                    module.features if features else module, encoding, rows, batches,
+                    pad_id=pad_id, device=device, dtype=dtype,
+                    progress=text_progress(progress, len(texts), len(rows)))
             return pool_windows(out, owner, estimator.window_pooling)
         except torch.OutOfMemoryError:
             if budget <= MIN_BATCH_TOKENS:

@@ -195,7 +195,9 @@ def seeded(seed):
     a lock keeps two threads from seeding it under each other.
     """
     with _SEED_LOCK, torch.random.fork_rng(devices=[]):  # the CPU generator only
-        torch.manual_seed(seed)
+        # Not torch.manual_seed: it also seeds every GPU's generator, which fork_rng
+        # does not put back (a fit reseeded the caller's CUDA generator).
+        torch.random.default_generator.manual_seed(seed)
         yield
 
 

@@ -1,17 +1,20 @@
 """What the training loop changes in a network for the length of a run, and puts back.
 
-Dropout that draws from the fit's own generator (:func:`seeded_dropout`), and a word
+Dropout that draws from the fit's own generator (:func:`seeded_dropout`), a word
 embedding whose gradient lives in one buffer for the whole run
-(:func:`kept_embedding_gradient`). The network itself (``_modeling``) knows nothing of
-either. This module imports nothing from skbert.
+(:func:`kept_embedding_gradient`), and attention masks built without waiting for a GPU
+(:func:`masks_without_sync`, also used by prediction). The network itself
+(``_modeling``) knows nothing of them. This module imports nothing from skbert.
 """
 
 import contextlib
+import threading
 
 import torch
 from torch import nn
 
 _SEEDED_ATTENTION = "skbert_seeded"
+_KEPT_MASK_ATTENTION = "skbert_sdpa"
 
 
 _LANES = 65536  # a mask element is one 16-bit lane of a 64-bit draw
@@ -62,6 +65,61 @@ def _seeded_attention(module, query, key, value, attention_mask, dropout=0.0,
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 
 
+def _sdpa_mask(*args, **kwargs):
+    """transformers' SDPA attention mask, always built for a batch on a GPU.
+
+    Deciding whether a batch can go without one (no padding: SDPA's flash kernel) reads
+    its padding mask back from the device, which makes the host wait for the GPU once
+    per forward pass. On a CPU, transformers decides as usual.
+    """
+    from transformers.masking_utils import sdpa_mask
+
+    mask = kwargs.get("attention_mask")
+    if isinstance(mask, torch.Tensor) and mask.device.type != "cpu":
+        for skip in ("allow_is_bidirectional_skip", "allow_is_causal_skip"):
+            if skip in kwargs:  # as transformers passes them (5.x versions differ)
+                kwargs[skip] = False
+    return sdpa_mask(*args, **kwargs)
+
+
+_MASK_LOCK = threading.Lock()
+_MASKED_CONFIGS = {}  # id(config) -> [config, its own implementation, blocks inside]
+
+
+@contextlib.contextmanager
+def masks_without_sync(module):
+    """Run SDPA attention of ``module`` with masks built by :func:`_sdpa_mask` (no host
+    sync on a GPU) during the block; threads may enter it together."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    AttentionInterface.register(_KEPT_MASK_ATTENTION, sdpa_attention_forward)
+    AttentionMaskInterface.register(_KEPT_MASK_ATTENTION, _sdpa_mask)
+    entered = []
+    with _MASK_LOCK:
+        for m in module.modules():
+            config = getattr(m, "config", None)
+            if config is None or any(c is config for c in entered):
+                continue
+            held = _MASKED_CONFIGS.get(id(config))
+            if held is None and getattr(config, "_attn_implementation", None) == "sdpa":
+                held = _MASKED_CONFIGS[id(config)] = [config, "sdpa", 0]
+                config._attn_implementation = _KEPT_MASK_ATTENTION
+            if held is not None:
+                held[2] += 1
+                entered.append(config)
+    try:
+        yield
+    finally:
+        with _MASK_LOCK:
+            for config in entered:
+                held = _MASKED_CONFIGS[id(config)]
+                held[2] -= 1
+                if held[2] == 0:
+                    config._attn_implementation = held[1]
+                    del _MASKED_CONFIGS[id(config)]
+
+
 @contextlib.contextmanager
 def seeded_dropout(module, generator):
     """Make every dropout of ``module`` draw from ``generator`` during the block.
@@ -73,10 +131,9 @@ def seeded_dropout(module, generator):
     after the block.
     """
     from transformers import AttentionInterface, AttentionMaskInterface
-    from transformers.masking_utils import sdpa_mask
 
     AttentionInterface.register(_SEEDED_ATTENTION, _seeded_attention)
-    AttentionMaskInterface.register(_SEEDED_ATTENTION, sdpa_mask)  # the masks SDPA gets
+    AttentionMaskInterface.register(_SEEDED_ATTENTION, _sdpa_mask)  # the masks SDPA gets
     patched, configs = [], {}
     for m in module.modules():
         if isinstance(m, nn.Dropout) and m.p > 0:

@@ -444,3 +444,22 @@ def test_resume_with_another_device_kinds_generator_is_refused(tiny_model_dir, c
                                          r"generator was saved on another kind of device "
                                          r"than cpu \(a state of 16 bytes"):
         BertTextClassifier.resume(tmp_path)
+
+
+def test_seeding_the_head_leaves_every_other_generator_alone(monkeypatch):
+    """Check that the seeded block (head initialisation) seeds the CPU generator only and
+    puts it back: torch.manual_seed would also reseed every GPU's generator, which a fit
+    on a machine with a GPU then changed for its caller (found on an H200)."""
+    from skbert import _modeling
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: calls.append(seed))
+    before = torch.get_rng_state()
+    with _modeling.seeded(7):
+        first = torch.rand(3)
+    with _modeling.seeded(7):
+        again = torch.rand(3)
+    assert calls == []
+    assert torch.equal(first, again)
+    assert torch.equal(torch.get_rng_state(), before)

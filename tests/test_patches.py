@@ -166,3 +166,65 @@ def test_clipping_inside_the_fused_step_equals_clip_grad_norm(max_norm):
             torch.testing.assert_close(p.grad, q.grad)  # clipped in place, as clip does
             torch.testing.assert_close(p.detach(), q.detach())
     assert state.steps == 3
+
+
+def test_masks_off_the_cpu_never_read_the_device():
+    """Check that the SDPA mask skbert gives transformers off the CPU is built without
+    reading the padding mask back (transformers' own reads it to decide whether to skip
+    the mask: a host sync per forward pass on a GPU), and that on the CPU it is
+    transformers' own. A meta tensor stands for a GPU one: reading it fails."""
+    from transformers.masking_utils import bidirectional_mask_function, sdpa_mask
+
+    args = dict(batch_size=2, q_length=4, kv_length=4, q_offset=0, kv_offset=0,
+                mask_function=bidirectional_mask_function, allow_is_bidirectional_skip=True,
+                allow_is_causal_skip=True)
+    meta = torch.ones(2, 4, dtype=torch.bool, device="meta")
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        sdpa_mask(**args, attention_mask=meta, device=meta.device)
+    built = _patches._sdpa_mask(**args, attention_mask=meta, device=meta.device)
+    assert built.device.type == "meta" and built.shape == (2, 1, 4, 4)
+    padded = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    for mask in (padded, torch.ones(2, 4, dtype=torch.bool)):  # None when nothing pads
+        ours = _patches._sdpa_mask(**args, attention_mask=mask, device=mask.device)
+        theirs = sdpa_mask(**args, attention_mask=mask, device=mask.device)
+        assert (ours is None) == (theirs is None)
+        assert ours is None or torch.equal(ours, theirs)
+
+
+def test_masks_without_sync_swaps_sdpa_and_puts_it_back(tiny_model_dir):
+    """Check that the block gives the network's SDPA attention skbert's masks with the
+    same outputs, counts nested (or concurrent) blocks, and puts SDPA back after the
+    last one; attention that is not SDPA is left alone."""
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    ids = torch.tensor([[2, 7, 8, 9, 3], [2, 7, 3, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        with _patches.masks_without_sync(model):
+            assert model.config._attn_implementation == _patches._KEPT_MASK_ATTENTION
+            with _patches.masks_without_sync(model):
+                got = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            assert model.config._attn_implementation == _patches._KEPT_MASK_ATTENTION
+        assert model.config._attn_implementation == "sdpa"
+    torch.testing.assert_close(got, expected)
+    eager = AutoModel.from_pretrained(tiny_model_dir, attn_implementation="eager")
+    with _patches.masks_without_sync(eager):
+        assert eager.config._attn_implementation == "eager"
+    assert not _patches._MASKED_CONFIGS
+
+
+def test_prediction_on_the_cpu_keeps_transformers_masks(fitted, monkeypatch):
+    """Check that prediction swaps masks only off the CPU: on the CPU transformers'
+    SDPA (which skips the mask of an unpadded batch, for the flash kernel) runs as is."""
+    entered = []
+    monkeypatch.setattr("skbert._fitting.masks_without_sync",
+                        lambda module: entered.append(module) or contextlib.nullcontext())
+    fitted.predict_proba(["good film", "bad plot"])
+    assert entered == []
+    from skbert._fitting import unsynced_masks
+
+    with unsynced_masks(fitted.model_, torch.device("meta")):
+        pass
+    assert entered == [fitted.model_]
