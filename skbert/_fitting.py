@@ -4,8 +4,8 @@ Building an estimator's :class:`~skbert._engine.Trainer` (pretrained parts, head
 initialisation, optimizer, plan), rebuilding it from a saved training state, the batch
 sources of a fit, loss weights, the validation split, and the checks of a stream.
 Functions of an estimator's parameters; the estimator calls them. Of skbert it uses
-``_engine``, ``_inputs``, ``_modeling``, ``_pretrained``, ``_training``, ``_batching``,
-``_tokenization`` and ``_validation``.
+``_engine``, ``_inputs``, ``_modeling``, ``_patches``, ``_pretrained``, ``_training``,
+``_batching``, ``_tokenization`` and ``_validation``.
 """
 
 import contextlib

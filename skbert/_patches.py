@@ -83,7 +83,7 @@ def _sdpa_mask(*args, **kwargs):
 
 
 _MASK_LOCK = threading.Lock()
-_MASKED_CONFIGS = {}  # id(config) -> [config, its own implementation, blocks inside]
+_MASKED_CONFIGS = {}  # id(config) -> [config (its own attention is SDPA), blocks inside]
 
 
 @contextlib.contextmanager
@@ -103,10 +103,10 @@ def masks_without_sync(module):
                 continue
             held = _MASKED_CONFIGS.get(id(config))
             if held is None and getattr(config, "_attn_implementation", None) == "sdpa":
-                held = _MASKED_CONFIGS[id(config)] = [config, "sdpa", 0]
+                held = _MASKED_CONFIGS[id(config)] = [config, 0]
                 config._attn_implementation = _KEPT_MASK_ATTENTION
             if held is not None:
-                held[2] += 1
+                held[1] += 1
                 entered.append(config)
     try:
         yield
@@ -114,9 +114,9 @@ def masks_without_sync(module):
         with _MASK_LOCK:
             for config in entered:
                 held = _MASKED_CONFIGS[id(config)]
-                held[2] -= 1
-                if held[2] == 0:
-                    config._attn_implementation = held[1]
+                held[1] -= 1
+                if held[1] == 0:
+                    config._attn_implementation = "sdpa"
                     del _MASKED_CONFIGS[id(config)]
 
 
