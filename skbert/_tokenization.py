@@ -7,6 +7,8 @@ sequences flat, and ``windows`` says which belong to which text. Of skbert it us
 of a grid search).
 """
 
+import threading
+import weakref
 from itertools import chain
 from typing import NamedTuple
 
@@ -101,6 +103,26 @@ def pool_windows(values, owner, how):
     return (sums / counts[:, None]).astype(values.dtype)
 
 
+_LOCKS = weakref.WeakKeyDictionary()  # tokenizer -> the lock of its calls
+_LOCKS_LOCK = threading.Lock()
+
+
+def _tokenize(tokenizer, *args, **kwargs):
+    """``tokenizer(*args, **kwargs)``, one call at a time per tokenizer.
+
+    A fast tokenizer sets truncation on its shared Rust tokenizer and then encodes, in
+    two steps: two threads calling it with different settings (a prediction's
+    ``truncation=True`` and another's ``count_truncated`` with ``False``) could each
+    encode under the other's, giving sequences longer than ``max_length``.
+    """
+    with _LOCKS_LOCK:
+        lock = _LOCKS.get(tokenizer)
+        if lock is None:
+            lock = _LOCKS[tokenizer] = threading.Lock()
+    with lock:
+        return tokenizer(*args, **kwargs)
+
+
 def encode(tokenizer, texts, max_length, *, truncation="head", stride=None, cache=False):
     """Tokenize texts once into flat, unpadded token sequences.
 
@@ -163,8 +185,8 @@ def encode(tokenizer, texts, max_length, *, truncation="head", stride=None, cach
 
 def special_tokens(tokenizer):
     """The ids the tokenizer puts before and after a single text (``[CLS]``, ``[SEP]``)."""
-    marker = tokenizer("a", add_special_tokens=False)["input_ids"]
-    full = tokenizer("a")["input_ids"]
+    marker = _tokenize(tokenizer, "a", add_special_tokens=False)["input_ids"]
+    full = _tokenize(tokenizer, "a")["input_ids"]
     for start in range(len(full) - len(marker) + 1):
         if full[start : start + len(marker)] == marker:
             return full[:start], full[start + len(marker):]
@@ -215,7 +237,7 @@ def _tokenize_whole(tokenizer, texts):
     """Every token of every text, without special tokens: flat ids and each text's count."""
     id_chunks, length_chunks = [], []
     for start in range(0, len(texts), _TOKENIZE_CHUNK):
-        out = tokenizer(texts[start : start + _TOKENIZE_CHUNK], add_special_tokens=False,
+        out = _tokenize(tokenizer, texts[start : start + _TOKENIZE_CHUNK], add_special_tokens=False,
                         truncation=False, return_attention_mask=False,
                         return_token_type_ids=False, verbose=False)["input_ids"]
         lengths = np.fromiter(map(len, out), dtype=np.int64, count=len(out))
@@ -286,14 +308,14 @@ def _encode_head(tokenizer, texts, max_length):
         chunk = texts[start : start + _TOKENIZE_CHUNK]
         if pairs:
             first, second = zip(*chunk, strict=True)
-            out = tokenizer(
-                list(first), list(second), truncation="longest_first",
+            out = _tokenize(
+                tokenizer, list(first), list(second), truncation="longest_first",
                 max_length=max_length, return_attention_mask=False,
                 return_token_type_ids=True,
             )
         else:
-            out = tokenizer(
-                chunk, truncation=True, max_length=max_length,
+            out = _tokenize(
+                tokenizer, chunk, truncation=True, max_length=max_length,
                 return_attention_mask=False, return_token_type_ids=False,
             )
         lengths = np.fromiter(map(len, out["input_ids"]), dtype=np.int64, count=len(chunk))
@@ -327,9 +349,9 @@ def count_truncated(tokenizer, texts, encoding, max_length):
     picked = [texts[i] for i in full]
     if isinstance(picked[0], tuple):
         first, second = zip(*picked, strict=True)
-        out = tokenizer(list(first), list(second), truncation=False, verbose=False,
+        out = _tokenize(tokenizer, list(first), list(second), truncation=False, verbose=False,
                         return_attention_mask=False, return_token_type_ids=False)
     else:
-        out = tokenizer(picked, truncation=False, verbose=False,
+        out = _tokenize(tokenizer, picked, truncation=False, verbose=False,
                         return_attention_mask=False, return_token_type_ids=False)
     return sum(len(ids) > max_length for ids in out["input_ids"])

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from skbert import BertTextClassifier, BertTextRegressor
 from skbert._tokenization import HEAD_SHARE, encode, pool_windows, special_tokens
 
-from .conftest import _NEUTRAL, make_multilabel_texts
+from .conftest import _NEUTRAL, make_multilabel_texts, make_texts
 
 
 @pytest.fixture(scope="module")
@@ -365,3 +365,39 @@ def test_cut_texts_warn_once_per_call(long_params, tail_task, window_clf):
         window_clf.predict_proba(X_test)
         clf.predict_proba(["good film", "a bad plot"] * 20)  # short texts: nothing cut
     assert [str(w.message)[:24] for w in caught] == ["10 of 10 texts (100%) ar"]
+
+
+def test_threads_tokenizing_with_other_truncation_never_mix(tiny_model_dir):
+    """Check that a thread counting truncated texts (truncation off) while another
+    encodes (truncation on) with the same tokenizer never makes the encoder's sequences
+    longer than max_length: the fast tokenizer's truncation setting is shared state
+    (CI saw a 102-token batch from threads predicting at once)."""
+    import threading
+
+    from transformers import AutoTokenizer
+
+    from skbert._tokenization import count_truncated, encode
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = make_texts(200, seed=0)[0] + [" ".join(["good"] * 100)] * 20
+    done, longest, counted = threading.Event(), [], []
+
+    def encoder():
+        try:
+            for _ in range(300):
+                longest.append(int(np.diff(encode(tokenizer, texts, 32).offsets).max()))
+        finally:
+            done.set()
+
+    def counter():
+        encoding = encode(tokenizer, texts, 32)
+        while not done.is_set():
+            counted.append(count_truncated(tokenizer, texts, encoding, 32))
+
+    threads = [threading.Thread(target=encoder), threading.Thread(target=counter)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(longest) == 32 and len(longest) == 300
+    assert set(counted) == {20}
