@@ -82,9 +82,9 @@ def run_gpu_tests():
     lines = (proc.stdout + proc.stderr).strip().splitlines() or ["(no output)"]
     if proc.returncode != 0:  # what failed, before the benchmarks run
         print("\n".join(lines[-60:]), flush=True)
-    return dict(returncode=proc.returncode, summary=proc.stdout.strip().splitlines()[-1]
-                if proc.stdout.strip() else lines[-1], output_tail="\n".join(lines[-200:]),
-                seconds=time.perf_counter() - start)
+    summary = (proc.stdout.strip().splitlines() or lines)[-1]  # pytest's last line
+    return dict(returncode=proc.returncode, summary=summary,
+                output_tail="\n".join(lines[-200:]), seconds=time.perf_counter() - start)
 
 
 def matmul_tflops(device):

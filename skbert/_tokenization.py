@@ -237,9 +237,10 @@ def _tokenize_whole(tokenizer, texts):
     """Every token of every text, without special tokens: flat ids and each text's count."""
     id_chunks, length_chunks = [], []
     for start in range(0, len(texts), _TOKENIZE_CHUNK):
-        out = _tokenize(tokenizer, texts[start : start + _TOKENIZE_CHUNK], add_special_tokens=False,
-                        truncation=False, return_attention_mask=False,
-                        return_token_type_ids=False, verbose=False)["input_ids"]
+        out = _tokenize(tokenizer, texts[start : start + _TOKENIZE_CHUNK],
+                        add_special_tokens=False, truncation=False,
+                        return_attention_mask=False, return_token_type_ids=False,
+                        verbose=False)["input_ids"]
         lengths = np.fromiter(map(len, out), dtype=np.int64, count=len(out))
         id_chunks.append(np.fromiter(chain.from_iterable(out), dtype=np.int32,
                                      count=int(lengths.sum())))
@@ -349,8 +350,9 @@ def count_truncated(tokenizer, texts, encoding, max_length):
     picked = [texts[i] for i in full]
     if isinstance(picked[0], tuple):
         first, second = zip(*picked, strict=True)
-        out = _tokenize(tokenizer, list(first), list(second), truncation=False, verbose=False,
-                        return_attention_mask=False, return_token_type_ids=False)
+        out = _tokenize(tokenizer, list(first), list(second), truncation=False,
+                        verbose=False, return_attention_mask=False,
+                        return_token_type_ids=False)
     else:
         out = _tokenize(tokenizer, picked, truncation=False, verbose=False,
                         return_attention_mask=False, return_token_type_ids=False)
