@@ -367,6 +367,7 @@ def test_cut_texts_warn_once_per_call(long_params, tail_task, window_clf):
     assert [str(w.message)[:24] for w in caught] == ["10 of 10 texts (100%) ar"]
 
 
+@pytest.mark.any_precision  # tokenization only: make test runs it once
 def test_threads_tokenizing_with_other_truncation_never_mix(tiny_model_dir):
     """Check that a thread counting truncated texts (truncation off) while another
     encodes (truncation on) with the same tokenizer never makes the encoder's sequences
