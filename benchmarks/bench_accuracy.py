@@ -40,7 +40,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
 from skbert import BertTextClassifier
-from skbert._training import cpu_bf16_pays
+from skbert._device import cpu_bf16_pays
 
 RESULTS = Path(__file__).parent / "results"
 # bf16 autocast where it is faster than fp32 here (emulated, or without AMX on some

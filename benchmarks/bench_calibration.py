@@ -31,7 +31,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import log_loss
 
 from skbert import BertTextClassifier
-from skbert._training import cpu_bf16_pays
+from skbert._device import cpu_bf16_pays
 from skbert.datasets import load_sst2_sample
 
 RESULTS = Path(__file__).parent / "results"

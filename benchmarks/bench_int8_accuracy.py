@@ -19,7 +19,7 @@ from _data import DEFAULT_DATA_DIR, ag_news_split, cpu_description, require, sst
 from sklearn.metrics import accuracy_score
 
 from skbert import BertTextClassifier
-from skbert._training import cpu_has_native_bf16
+from skbert._device import cpu_has_native_bf16
 
 # bf16 only where the CPU computes it natively (emulated, it is far slower than fp32).
 DTYPES = ("float32", "bfloat16", "int8") if cpu_has_native_bf16() else ("float32", "int8")

@@ -43,8 +43,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
 from skbert import BertTextClassifier
+from skbert._device import cpu_bf16_pays
 from skbert._tokenization import encode
-from skbert._training import cpu_bf16_pays
 
 RESULTS = Path(__file__).parent / "results"
 TUTORIAL_ACCURACY = 0.778  # bert-base-uncased, Trainer, max_length 512 (datasets README)

@@ -33,7 +33,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
 from skbert import BertTextClassifier
-from skbert._training import cpu_bf16_pays
+from skbert._device import cpu_bf16_pays
 
 RESULTS = Path(__file__).parent / "results"
 PAPER_MACRO_F1 = 0.46  # BERT-base, Demszky et al. 2020 (../shared/datasets/README.md)

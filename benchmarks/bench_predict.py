@@ -41,8 +41,8 @@ import torch
 from _data import DEFAULT_DATA_DIR, ag_news, cpu_description, require, sst2
 
 from skbert import BertTextClassifier
+from skbert._device import cpu_bf16_pays, cpu_has_native_bf16
 from skbert._pretrained import DEFAULT_MODEL, quiet_transformers, resolve_model_path
-from skbert._training import cpu_bf16_pays, cpu_has_native_bf16
 
 NATIVE_BF16 = cpu_has_native_bf16()
 try:

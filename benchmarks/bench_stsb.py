@@ -28,7 +28,7 @@ from _data import DEFAULT_DATA_DIR, cpu_description, require, stsb
 from scipy.stats import pearsonr, spearmanr
 
 from skbert import BertTextRegressor
-from skbert._training import cpu_bf16_pays
+from skbert._device import cpu_bf16_pays
 
 RESULTS = Path(__file__).parent / "results"
 # Published figures (x100 in the sources), ../shared/datasets/README.md.

@@ -26,9 +26,9 @@ import torch
 from _data import DEFAULT_DATA_DIR, cpu_description, require, sst2, subsample
 
 from skbert import BertTextClassifier
+from skbert._device import cpu_has_native_bf16
+from skbert._device import training_dtype as resolve_training_dtype
 from skbert._pretrained import DEFAULT_MODEL, quiet_transformers, resolve_model_path
-from skbert._training import cpu_has_native_bf16
-from skbert._training import training_dtype as resolve_training_dtype
 
 SETTINGS = dict(batch_size=32, learning_rate=5e-5, epochs=1, warmup=0.1, max_length=128)
 

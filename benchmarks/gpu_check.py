@@ -90,7 +90,7 @@ def run_gpu_tests():
 def matmul_tflops(device):
     """The best matmul rate of the device in the precision "auto" predicts with (bf16 on
     CUDA and on CPUs where bf16 is measured faster, else fp32), in TFLOP/s."""
-    from skbert._training import cpu_bf16_pays
+    from skbert._device import cpu_bf16_pays
 
     bf16 = device.type == "cuda" or cpu_bf16_pays()
     dtype = torch.bfloat16 if bf16 else torch.float32

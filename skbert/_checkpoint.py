@@ -1,61 +1,489 @@
-"""Atomic files, folders and checkpoints: written under a temporary name, renamed when complete.
+"""Atomic files and folders: written under a temporary name, swapped in when complete.
 
-A checkpoint is a folder ``ckpt-<step>`` of files. It only ever appears under that
-name complete, and an old one is renamed to a never-read name before it is deleted, so
-a crash (even SIGKILL) while writing or pruning leaves at most a ``.ckpt-*.tmp-*`` or
-``.ckpt-*.trash-*`` folder, which is never read and is removed by the next writer. One
-stream at a time writes a folder: it holds an exclusive lock on ``<folder>/.lock``.
-This module imports nothing from skbert.
+Every writer of a folder (``save_pretrained``, ``MaskedLMPretrainer.save_pretrained``,
+``export_onnx`` and the ``ckpt-<step>`` folders of ``partial_fit``) writes it through one
+mechanism, :func:`staged_folder`: a hidden staging folder beside the target, filled,
+synced, then swapped in. At every instant the path holds the old folder or the new one;
+what skbert did not write is never removed; folders and files get the modes the umask
+asks for. A checkpoint folder ``ckpt-<step>`` only ever appears complete; an old one is
+renamed to a never-read name before it is deleted. One stream at a time writes a
+checkpoint folder: it holds an exclusive lock on ``<folder>/.lock``. This module imports
+nothing from skbert.
 """
 
 import contextlib
+import ctypes
 import datetime
+import errno
+import functools
 import os
 import re
 import secrets
 import shutil
 import socket
+import stat
+import sys
 import tempfile
 from pathlib import Path
 
 _NAME = re.compile(r"^ckpt-(\d{12})$")
-# Left behind by a writer or pruner that was killed: never read, removed under the lock.
-_LEFTOVER = re.compile(r"^\.ckpt-\d{12}\.(tmp|trash|old)-")
+# A hidden name beside a target ``name``: ``.name.tmp-*`` (a staging folder, or the old
+# folder after an exchange), ``.name.old-*`` (the old folder moved aside by the two-rename
+# swap) or ``.name.trash-*`` (a folder being deleted). The random part is 8 characters
+# (hexadecimal; letters, digits and "_" from the mkdtemp of earlier releases).
+_HIDDEN = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old|trash)-[a-z0-9_]{8}$")
 _LOCK_FILE = ".lock"
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+# What skbert writes, per kind of folder: who writes it (for messages), the files whose
+# presence marks such a folder (any one of the sets, all its names), and the names that
+# such a folder may hold besides those of the new one (what earlier releases of skbert
+# and transformers wrote there).
+_HF_FILES = (r"(config|generation_config|tokenizer|tokenizer_config|special_tokens_map"
+             r"|added_tokens|vocab|preprocessor_config|model\.safetensors\.index)\.json"
+             r"|(vocab|merges)\.txt|[\w.-]+\.safetensors|(spiece|sentencepiece\.bpe"
+             r"|tokenizer)\.model|chat_template\.(jinja|json)|README\.md")
+FOLDER_KINDS = {
+    "checkpoint": ("partial_fit's checkpoints", None,
+                   re.compile(r"estimator\.skops|training_state\.pt")),
+    "estimator": ("save_pretrained", [("skbert.json",)],
+                  re.compile(rf"skbert\.json|skbert_head\.safetensors|{_HF_FILES}")),
+    "onnx": ("export_onnx", [("skbert_onnx.json", "model.onnx")],
+             re.compile(rf"skbert_onnx\.json|model\.onnx(\.data)?|{_HF_FILES}")),
+    "encoder": ("MaskedLMPretrainer.save_pretrained",
+                [("config.json", "tokenizer.json"), ("config.json", "tokenizer_config.json")],
+                re.compile(_HF_FILES)),
+}
 
 
 def _step(path):
     return int(_NAME.match(path.name).group(1))
 
 
+def _listing(names, limit=5):
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+# ------------------------------------------------------------------ folder swaps
+@functools.cache
+def _renameat2():
+    """libc's ``renameat2``, or None where this system has none (not Linux, old libc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                         ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return function
+
+
+def _rename_exchange(a, b):
+    """Swap the names of the existing paths ``a`` and ``b`` in one atomic step.
+
+    Returns False, having changed nothing, where the OS or the file system has no such
+    exchange (no ``renameat2``; EINVAL, ENOSYS, EOPNOTSUPP, or EPERM from a sandbox that
+    filters the call); then the caller falls back to two renames.
+    """
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(b))
+
+
+def _lock(folder, *, block):
+    """An exclusive ``flock`` on ``folder``, as an open descriptor to close when done.
+
+    None where locks are unavailable (no ``fcntl``, a file system without them) or the
+    folder is gone. Raises BlockingIOError when another process holds it and not
+    ``block``: a live writer's folder, which nobody else may touch.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _unlock(fd):
+    if fd is not None:
+        os.close(fd)
+
+
+def _hidden(target, kind):
+    """A fresh never-read name beside ``target``: ``.<name>.<kind>-<8 hex digits>``."""
+    return target.parent / f".{target.name}.{kind}-{secrets.token_hex(4)}"
+
+
+def _sync_folder(folder):
+    """Flush a folder's entries (its renames) to disk, where the OS can open folders."""
+    if os.name != "posix":  # pragma: no cover
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _settle(staging):
+    """Give ``staging``'s contents the modes the umask asks for and flush them to disk.
+
+    ``staging`` was made by ``mkdir(0o777)``, so its mode is what the umask (and a
+    default ACL) grants a new folder; folders inside get that mode and files the same
+    without execute bits (``0o666 & ~umask`` under a plain umask), whatever the library
+    that wrote them chose.
+    """
+    folder_mode = stat.S_IMODE(os.lstat(staging).st_mode) & 0o777
+    file_mode = folder_mode & 0o666
+    folders = []
+    for root, dirs, files in os.walk(staging):
+        folders.append(root)
+        for entry, mode in [(d, folder_mode) for d in dirs] + [(f, file_mode) for f in files]:
+            path = os.path.join(root, entry)
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            if stat.S_IMODE(info.st_mode) & 0o777 != mode:
+                os.chmod(path, (stat.S_IMODE(info.st_mode) & ~0o777) | mode)
+            if stat.S_ISREG(info.st_mode):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+    for folder in reversed(folders):
+        _sync_folder(folder)
+
+
+def replace_folder(staging, target):
+    """Put the complete folder ``staging`` at ``target``, replacing an old one.
+
+    Where the OS swaps two names in one step (Linux's ``renameat2`` with
+    ``RENAME_EXCHANGE``), the new folder and the old one trade names and the old one, now
+    under the never-read staging name, is deleted: ``target`` is at every instant the old
+    folder or the new one. Elsewhere the old folder is renamed aside to ``.<name>.old-*``
+    first, put back if the second rename fails, and deleted once the new one is in place;
+    a kill between the two renames leaves it alone there, and :func:`recover_folder`
+    (run by every writer, by the checkpoint lock and when checkpoints are listed) puts it
+    back. Callers check first that ``target`` may be replaced (:func:`staged_folder`).
+
+    Parameters
+    ----------
+    staging : str or os.PathLike
+        The complete new folder, in the same folder as ``target``.
+    target : str or os.PathLike
+        Where it goes.
+
+    Returns
+    -------
+    target : pathlib.Path
+    """
+    staging, target = Path(staging), Path(target)
+    if not os.path.lexists(target):
+        os.replace(staging, target)
+    elif _rename_exchange(staging, target):
+        shutil.rmtree(staging, ignore_errors=True)  # the old folder, under a never-read name
+    else:
+        held = _lock(target, block=True)  # recover_folder leaves a held old folder alone
+        try:
+            aside = _hidden(target, "old")
+            os.replace(target, aside)
+            try:
+                os.replace(staging, target)
+            except BaseException:
+                os.replace(aside, target)  # put the old folder back
+                raise
+        finally:
+            _unlock(held)
+        shutil.rmtree(aside, ignore_errors=True)
+    _sync_folder(target.parent)
+    return target
+
+
+def recover_folder(target):
+    """Put back the folder a killed swap left only under a hidden ``.<name>.old-*`` name.
+
+    Runs when ``target`` is missing: the newest such leftover that no live writer holds
+    is renamed to ``target``. Nothing is ever deleted here. Loaders of a folder call this
+    before reading it; writers and the checkpoint lock call it before cleaning up.
+
+    Parameters
+    ----------
+    target : str or os.PathLike
+        The folder that should be there.
+
+    Returns
+    -------
+    recovered : bool
+        Whether a folder was put back.
+    """
+    target = Path(target)
+    if os.path.lexists(target):
+        return False
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return False
+    asides = [Path(e.path) for e in entries
+              if (m := _HIDDEN.match(e.name)) and m["name"] == target.name
+              and m["kind"] == "old" and e.is_dir(follow_symlinks=False)]
+    for aside in sorted(asides, key=lambda p: os.lstat(p).st_ctime, reverse=True):
+        try:
+            held = _lock(aside, block=False)
+        except BlockingIOError:
+            continue  # a live writer's: it puts the folder back itself
+        try:
+            inner = [e.name for e in os.scandir(aside)]
+            # Earlier releases moved the old folder to ``.<name>.old-*/old``.
+            source = aside / "old" if inner == ["old"] and (aside / "old").is_dir() else aside
+            os.replace(source, target)
+        except OSError:
+            continue
+        finally:
+            _unlock(held)
+        if source != aside:
+            with contextlib.suppress(OSError):
+                aside.rmdir()
+        return True
+    return False
+
+
+def clean_leftovers(folder, name=None):
+    """Put back lone old folders, then remove what killed writers left in ``folder``.
+
+    Hidden ``.<name>.tmp-*`` (staging, or an old folder after an exchange) and
+    ``.<name>.trash-*`` folders (being deleted) are removed unless a live writer holds
+    them (its ``flock``); they are never a folder's only copy. A ``.<name>.old-*`` folder
+    (moved aside by a two-rename swap) is removed only when ``<name>`` exists; when it is
+    missing, the old folder is renamed back into place instead (:func:`recover_folder`).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder holding the targets.
+    name : str or None
+        The target's name; None for every ``ckpt-<step>`` of a checkpoint folder.
+    """
+    folder = Path(folder)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    found = [(Path(e.path), m["name"], m["kind"]) for e in entries
+             if (m := _HIDDEN.match(e.name)) and e.is_dir(follow_symlinks=False)
+             and (m["name"] == name if name is not None else _NAME.match(m["name"]))]
+    for target in {n for _, n, kind in found if kind == "old"}:
+        with contextlib.suppress(OSError):
+            recover_folder(folder / target)
+    for leftover, target, kind in found:
+        if kind == "old" and not os.path.lexists(folder / target):
+            continue  # not put back (a live writer's, or unreadable): maybe the only copy
+        try:
+            held = _lock(leftover, block=False)
+        except BlockingIOError:
+            continue  # a live writer's staging folder
+        try:
+            shutil.rmtree(leftover, ignore_errors=True)
+        finally:
+            _unlock(held)
+
+
+def _kind_of(target, names):
+    """Which writer's folder ``target`` (holding the files ``names``) is, or None."""
+    for kind in ("onnx", "estimator", "encoder"):
+        if any(set(marker) <= names for marker in FOLDER_KINDS[kind][1]):
+            return kind
+    return "checkpoint" if _NAME.match(target.name) else None
+
+
+def check_replaceable(target, *, name="path", kind, keeping=None):
+    """Refuse a ``target`` that a writer of ``kind`` must not replace, before any work.
+
+    A missing path or an empty folder may be replaced. A non-empty folder may be
+    replaced only when skbert wrote it, as the same kind of folder: recognised by its
+    marker files (``skbert.json`` for ``save_pretrained``; ``skbert_onnx.json`` and
+    ``model.onnx`` for ``export_onnx``; ``config.json`` with ``tokenizer.json`` or
+    ``tokenizer_config.json``, and neither of those, for
+    ``MaskedLMPretrainer.save_pretrained``; the name ``ckpt-<step>`` inside a checkpoint
+    folder for checkpoints) and holding regular files only, never subfolders or links.
+    Once the new folder is complete, ``keeping`` (its file names) is passed: then every
+    file of the old folder must be one the writer writes (one of ``keeping`` or a name
+    that kind of folder held in earlier releases: tokenizer files, weights, the card), so
+    that a file a user put into the folder is never deleted with it.
+
+    Parameters
+    ----------
+    target : pathlib.Path
+        The folder to write.
+    name : str
+        What ``target`` is to the user (a parameter's name), named in the error.
+    kind : {"estimator", "encoder", "onnx", "checkpoint"}
+        Which writer asks (see ``FOLDER_KINDS``).
+    keeping : set of str or None
+        The new folder's file names, or None before it is written.
+
+    Raises
+    ------
+    FileExistsError
+        Naming ``name``, the path, what is there and what to do instead.
+    """
+    what, _, allowed = FOLDER_KINDS[kind]
+    path = os.fspath(target)
+    if os.path.islink(target):
+        raise FileExistsError(
+            f"{name}={path!r} is a symbolic link (to {os.readlink(target)!r}), which "
+            f"{what} does not replace. Nothing was written; pass the folder the link points "
+            "to, or another path.")
+    if not os.path.lexists(target):
+        return
+    if not os.path.isdir(target):
+        raise FileExistsError(
+            f"{name}={path!r} is a file, not a folder: {what} writes a folder there and "
+            "would have to delete the file. Nothing was written; choose a path that does "
+            f"not exist, an empty folder, or a folder that {what} wrote.")
+    entries = sorted(os.scandir(target), key=lambda e: e.name)
+    if not entries:
+        return
+    names = sorted(e.name for e in entries)
+    found = _kind_of(target, set(names))
+    if found != kind:
+        by = "" if found is None else f", as written by {FOLDER_KINDS[found][0]}"
+        raise FileExistsError(
+            f"{name}={path!r} is a folder that {what} did not write (it holds "
+            f"{_listing(names)}{by}); replacing it would delete them. Nothing was "
+            "written; choose a path that does not exist or an empty folder.")
+    odd = [e.name for e in entries if not e.is_file(follow_symlinks=False)]
+    if keeping is not None:
+        odd += [e.name for e in entries if e.name not in odd and e.name not in keeping
+                and not allowed.fullmatch(e.name)]
+    if odd:
+        them = "them" if len(odd) > 1 else "it"
+        raise FileExistsError(
+            f"{name}={path!r} holds {_listing(sorted(odd))}, which {what} did not write; "
+            f"replacing the folder would delete {them}. Nothing was changed; move {them} "
+            "out of the folder, or choose another path.")
+
+
+@contextlib.contextmanager
+def staged_folder(target, *, name="path", kind):
+    """Yield a staging folder beside ``target``; swap it in when the block ends.
+
+    The one way skbert writes a folder (``save_pretrained``,
+    ``MaskedLMPretrainer.save_pretrained``, ``export_onnx``, checkpoints). Promises:
+
+    - What skbert did not write is never removed: a ``target`` that is a file, a link,
+      or a non-empty folder that is not one that this ``kind`` of writer wrote (see
+      :func:`check_replaceable` for how one is recognised) is refused before the block
+      runs, and again, with the new folder's file names, before the swap.
+    - At every instant the old folder or the new one is at ``target``
+      (:func:`replace_folder`: an atomic exchange where the OS has one; elsewhere a lone
+      old folder left by a kill is put back by the next writer, loader or lock).
+    - Folders and files get the modes the umask asks for, as ``mkdir`` and ``open`` give
+      (``0o777 & ~umask`` and ``0o666 & ~umask``), and everything is flushed to disk
+      before the swap.
+    - When the block raises, the staging folder is removed and ``target`` is left as it
+      was. Leftovers of writers killed earlier are cleaned first
+      (:func:`clean_leftovers`); a live writer's are not (each holds an ``flock`` on its
+      staging folder).
+
+    Parameters
+    ----------
+    target : str or os.PathLike
+        The folder to write; its parent folders are created when missing.
+    name : str, default="path"
+        What ``target`` is to the user, named in errors.
+    kind : {"estimator", "encoder", "onnx", "checkpoint"}
+        Which writer writes it (see ``FOLDER_KINDS``).
+
+    Yields
+    ------
+    staging : pathlib.Path
+        An empty folder to fill, named ``.<name>.tmp-<8 hex digits>``.
+
+    Raises
+    ------
+    FileExistsError
+        When ``target`` may not be replaced, naming it, what is there and what to do.
+
+    Examples
+    --------
+    >>> with staged_folder("model", kind="estimator") as staging:  # doctest: +SKIP
+    ...     (staging / "skbert.json").write_text("{}")
+    """
+    target = Path(os.path.abspath(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(target.parent, target.name)
+    check_replaceable(target, name=name, kind=kind)
+    staging = _hidden(target, "tmp")
+    os.mkdir(staging, 0o777)  # the mode mkdir gives under the umask (mkdtemp gives 0700)
+    held = _lock(staging, block=False)
+    try:
+        yield staging
+        _settle(staging)
+        check_replaceable(target, name=name, kind=kind, keeping=set(os.listdir(staging)))
+        replace_folder(staging, target)
+    finally:
+        try:
+            if os.path.lexists(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            _unlock(held)
+
+
+# ------------------------------------------------------------------- checkpoints
 def checkpoints_in(root):
-    """The complete checkpoints under ``root``, oldest first (none if it is not a folder)."""
+    """The complete checkpoints under ``root``, oldest first (none if it is not a folder).
+
+    A checkpoint that a killed swap left only under a hidden ``.ckpt-*.old-*`` name is
+    put back first (:func:`recover_folder`).
+    """
     root = Path(root)
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name))]
+    names = os.listdir(root)
+    for entry in names:
+        if (m := _HIDDEN.match(entry)) and m["kind"] == "old" and _NAME.match(m["name"]):
+            with contextlib.suppress(OSError):
+                recover_folder(root / m["name"])
+    found = [(int(m.group(1)), root / n) for n in os.listdir(root) if (m := _NAME.match(n))]
     return [p for _, p in sorted(found)]
 
 
 def write_checkpoint(root, step, files, keep):
     """Write ``files`` ({name: bytes}) as checkpoint ``step`` under ``root``.
 
-    Keeps the ``keep`` newest checkpoints and returns the new folder.
+    Written through :func:`staged_folder`; keeps the ``keep`` newest checkpoints and
+    returns the new folder.
     """
     root = Path(root)
     check_newer(root, step)
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".ckpt-{step:012d}.tmp-", dir=root))
-    try:
+    target = root / f"ckpt-{step:012d}"
+    with staged_folder(target, name="checkpoint", kind="checkpoint") as staging:
         for name, data in files.items():
-            with open(staging / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        target = replace_folder(staging, root / f"ckpt-{step:012d}")
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+            (staging / name).write_bytes(data)
     for old in [p for p in checkpoints_in(root) if p != target][: -keep + 1 or None]:
         remove_folder(old)
     return target
@@ -68,7 +496,7 @@ def remove_folder(path):
     half-deleted folder under a name that is read.
     """
     path = Path(path)
-    trash = path.parent / f".{path.name}.trash-{secrets.token_hex(4)}"
+    trash = _hidden(path, "trash")
     os.replace(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
 
@@ -123,9 +551,7 @@ class FolderLock:
             f"pid {os.getpid()} on {socket.gethostname()} since "
             f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
         self._file.flush()
-        for leftover in self.folder.iterdir():  # of writers killed part-way
-            if _LEFTOVER.match(leftover.name):
-                shutil.rmtree(leftover, ignore_errors=True)
+        clean_leftovers(self.folder)  # of writers killed part-way; never an only copy
 
     def holds(self, folder):
         """Whether this lock is held and on ``folder``."""
@@ -156,28 +582,6 @@ def check_newer(root, step, name="checkpoint_dir"):
             f"step {step} of this run: it belongs to another run. Continue that run with "
             "BertTextClassifier.resume, or give this run an empty checkpoint_dir."
         )
-
-
-def replace_folder(staging, target):
-    """Rename the complete folder ``staging`` to ``target``, replacing an old one.
-
-    An existing ``target`` is moved aside first and deleted only once ``staging`` is in
-    place, so at every moment ``target`` is either the old folder or the new one.
-    """
-    staging, target = Path(staging), Path(target)
-    if target.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, aside / "old")
-        try:
-            os.replace(staging, target)
-        except BaseException:
-            os.replace(aside / "old", target)  # put the old folder back
-            shutil.rmtree(aside, ignore_errors=True)
-            raise
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        os.replace(staging, target)
-    return target
 
 
 def check_writable(folder, name):

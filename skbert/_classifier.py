@@ -14,13 +14,18 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
     _PREDICT_CHUNK_SIZE,
-    PARAMETER_CONSTRAINTS,
     TRUSTED_TYPES,
     _BertTextEstimator,
     _Targets,
 )
 from ._pretrained import DEFAULT_MODEL
-from ._validation import check_classes, check_indicator, check_labels, is_indicator
+from ._validation import (
+    PARAMETER_CONSTRAINTS,
+    check_classes,
+    check_indicator,
+    check_labels,
+    is_indicator,
+)
 
 __all__ = ["BertTextClassifier", "TRUSTED_TYPES"]
 
@@ -299,7 +304,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, label_names=None):
         """Fine-tune the encoder on texts ``X`` with labels ``y``.
 
         Parameters
@@ -314,16 +319,28 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative per-text weights of the loss. Only relative weights matter:
             they are scaled to a mean of 1 (with ``class_weight`` folded in).
+        label_names : array-like of str of shape (n_labels,), default=None
+            Multi-label ``y`` only: the name of each label column, kept as the fitted
+            attribute ``label_names_`` (an object array of str), which ``skbert
+            predict`` and the model card show instead of the column numbers of
+            ``classes_``. None fits without names.
 
         Returns
         -------
         self : BertTextClassifier
             The fitted estimator.
         """
-        return self._start_fit(X, y, sample_weight)
+        from ._validation import check_label_names
+
+        names = check_label_names(label_names, y)
+        self._start_fit(X, y, sample_weight)
+        self.__dict__.pop("label_names_", None)
+        if names is not None:
+            self.label_names_ = names
+        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None, *, label_names=None):
         """Run one pass over the chunk ``(X, y)``, continuing the training so far.
 
         The optimizer state, learning-rate schedule and random state carry over
@@ -359,18 +376,37 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative per-text weights of the loss, relative within the chunk (they
             are scaled to a mean of 1).
+        label_names : array-like of str of shape (n_labels,), default=None
+            Multi-label ``y`` only: the name of each label column, as in ``fit``, kept
+            as ``label_names_`` (and in the checkpoints) from the first call. A later
+            call may leave it None or give the same names; other names are refused.
 
         Returns
         -------
         self : BertTextClassifier
             The estimator, trained on one more chunk.
         """
-        return self._fit(X, y, sample_weight, classes=classes, incremental=True)
+        from ._validation import check_label_names
+
+        continuing = hasattr(self, "model_")
+        names = check_label_names(label_names, y, fitted=self.__dict__.get("label_names_"),
+                                  continuing=continuing)
+        if continuing:
+            return self._fit(X, y, sample_weight, classes=classes, incremental=True)
+        # Set before the first chunk trains, so that its checkpoint holds the names too.
+        self.__dict__.pop("label_names_", None)
+        if names is not None:
+            self.label_names_ = names
+        try:
+            return self._fit(X, y, sample_weight, classes=classes, incremental=True)
+        except BaseException:
+            if not hasattr(self, "model_"):
+                self.__dict__.pop("label_names_", None)
+            raise
 
     def _targets(self, y, n_texts, sample_weight, classes, incremental):
         """Class indices (or a multi-label indicator), loss weights and counts of ``y``."""
-        from . import _fitting
-        from ._inputs import Criterion
+        from ._sources import Criterion, loss_weights, pos_weights
 
         multilabel = is_indicator(y)
         if multilabel:
@@ -387,14 +423,14 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         classes = self._check_classes(y, classes, incremental, multilabel)
         fitted = dict(classes_=classes, multilabel_=multilabel)
         if multilabel:
-            weights = _fitting.loss_weights(None, classes, y, y, sample_weight)
-            criterion = Criterion("multilabel", _fitting.pos_weights(self.class_weight, y))
+            weights = loss_weights(None, classes, y, y, sample_weight)
+            criterion = Criterion("multilabel", pos_weights(self.class_weight, y))
             fitted["thresholds_"] = np.full(len(classes), 0.5)
             return _Targets(y, weights, y.sum(0).astype(np.int64), criterion, fitted,
                             stratify=False,
                             holdout="tune_thresholds" if self.tune_thresholds else None)
         targets = np.searchsorted(classes, y).astype(np.int64)
-        weights = _fitting.loss_weights(self.class_weight, classes, y, targets, sample_weight)
+        weights = loss_weights(self.class_weight, classes, y, targets, sample_weight)
         return _Targets(targets, weights, np.bincount(targets, minlength=len(classes)),
                         Criterion("multiclass"), fitted, stratify=True)
 
@@ -407,7 +443,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
     def _check_chunk(self, target, seen):
         """Warn when a chunk of class labels looks unshuffled (a multi-label chunk may
         lack a label by chance)."""
-        from ._fitting import warn_if_unshuffled
+        from ._streaming import warn_if_unshuffled
 
         if target.values.ndim == 1:
             warn_if_unshuffled(target.values, target.fitted["classes_"], seen)
@@ -418,12 +454,10 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
             return
         from scipy.special import expit
 
-        from . import _fitting
-
-        held_out = _fitting.logits(self, trainer.module, encoding, val_rows,
-                                   trainer.tokenizer.pad_token_id, trainer.device)
-        self.thresholds_ = _fitting.tuned_thresholds(expit(held_out.astype(np.float64)),
-                                                     targets[val_rows])
+        held_out = self._outputs(trainer.module, encoding, val_rows,
+                                 trainer.tokenizer.pad_token_id, trainer.device)
+        self.thresholds_ = tuned_thresholds(expit(held_out.astype(np.float64)),
+                                            targets[val_rows])
         untuned = np.flatnonzero(targets[val_rows].sum(0) == 0)
         if untuned.size:
             warnings.warn(
@@ -716,3 +750,26 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
             state.setdefault("multilabel_", False)
         return state
 
+
+def tuned_thresholds(proba, Y):
+    """The threshold of each label that maximises its F1 on held-out ``proba``.
+
+    A text counts as positive when its probability is at least the threshold. The
+    candidates lie midway between consecutive distinct probabilities (every distinct
+    cut of the held-out texts), and ties go to the one nearest 0.5. A label without
+    held-out positives keeps 0.5.
+    """
+    thresholds = np.full(proba.shape[1], 0.5)
+    for j in range(proba.shape[1]):
+        if not Y[:, j].any():
+            continue  # no held-out positive to tune on: 0.5 stays
+        order = np.argsort(-proba[:, j], kind="stable")
+        p, y = proba[order, j], Y[order, j]
+        last = np.r_[p[1:] != p[:-1], True]  # the end of each run of equal values
+        true_positives = np.cumsum(y)[last]
+        f1 = 2 * true_positives / (y.sum() + np.flatnonzero(last) + 1)
+        values = p[last]
+        cuts = (values + np.r_[values[1:], 0.0]) / 2  # between a value and the next lower
+        best = np.flatnonzero(f1 == f1.max())
+        thresholds[j] = cuts[best[np.argmin(np.abs(cuts[best] - 0.5))]]
+    return thresholds

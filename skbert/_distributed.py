@@ -10,13 +10,13 @@ gradient is the gradient of the whole batch in one process (except through Batch
 layers, which normalise each share by its own statistics; rank 0's running statistics
 are copied to every process after each pass). One small all-reduce per step makes
 every process agree on the loss (the NaN check) and on Ctrl-C. This module uses
-``_training`` (the launcher's world size) and nothing else from skbert.
+``_device`` (the launcher's world size) and nothing else from skbert.
 """
 
 import numpy as np
 import torch
 
-from ._training import launched_world_size
+from ._device import launched_world_size
 
 
 class DataParallel:

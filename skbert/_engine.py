@@ -1,14 +1,15 @@
 """The one training loop, and the typed state it advances.
 
 Every trainer of skbert (``BertTextClassifier.fit`` and ``partial_fit``, the frozen base,
-``MaskedLMPretrainer``) builds a :class:`Trainer` and calls :meth:`Trainer.train` with a
-batch source from ``_inputs``. Mixed precision, the per-fit dropout generator, deferred
+``MaskedLMPretrainer``) builds a :class:`TrainingState` with :func:`new_state`, a
+:class:`Trainer` around it, and calls :meth:`Trainer.train` with a batch source from
+``_sources``. Mixed precision, the per-fit dropout generator, deferred
 Ctrl-C, the NaN check, gradient clipping, data parallelism and the optimizer step live
 here once. What a run must carry to continue exactly is one :class:`TrainingState`, saved
 and restored with ``state_dict()`` / ``load_state_dict()``.
 
-Of skbert it uses ``_patches`` (the seeded dropout, the kept embedding gradient) and
-nothing else.
+Of skbert it imports ``_patches`` (the seeded dropout, the kept embedding gradient) and
+``exceptions`` (the warning of an interrupted run), nothing else.
 """
 
 import contextlib
@@ -65,6 +66,21 @@ class TrainingPlan:
     def ended(self, step):
         """Whether the learning rate is 0 from ``step`` on."""
         return self.decay == "linear" and step >= self.total_steps
+
+    @classmethod
+    def of_run(cls, per_pass, *, warmup_fraction, passes, max_steps=None, incremental=False):
+        """The schedule of a new run of ``per_pass`` batches a pass.
+
+        ``fit`` (not ``incremental``) decays linearly over its ``passes``; a stream warms
+        up over its first chunk (or ``max_steps``) and then decays linearly to 0 at
+        ``max_steps``, or as the inverse square root without it.
+        """
+        if not incremental:
+            total = per_pass * passes
+            return cls(int(warmup_fraction * total), total, "linear")
+        if max_steps:
+            return cls(int(warmup_fraction * max_steps), max_steps, "linear")
+        return cls(max(1, round(warmup_fraction * per_pass)), None, "inverse_sqrt")
 
 
 class TrainingState:
@@ -228,6 +244,30 @@ class TrainingState:
         return TrainingPlan(**state["plan"])
 
 
+def adamw(groups, device):
+    """AdamW over parameter ``groups``, fused into one kernel where torch has one.
+
+    The default for-loop AdamW of torch walks the parameters one tensor at a time; on
+    a CPU its step took about as long as the forward pass of a batch. The fused kernel
+    (CPU and CUDA, torch >= 2.4) does the same update in one pass over memory.
+    """
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.AdamW(groups, fused=True)
+        except (RuntimeError, ValueError, TypeError):  # an older torch or odd dtypes
+            pass
+    return torch.optim.AdamW(groups)
+
+
+def new_state(groups, plan, seed, device, dtype):
+    """The :class:`TrainingState` of a new run: AdamW over parameter ``groups`` (fused
+    where torch has it), the schedule ``plan``, generators seeded by ``seed`` on
+    ``device``, and a loss scaler when ``dtype`` is fp16 (whose gradients underflow
+    without one)."""
+    scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
+    return TrainingState(adamw(groups, device), plan, seed=seed, device=device, scaler=scaler)
+
+
 class Interrupted(Exception):
     """Ctrl-C stopped a pass after a complete optimizer step.
 
@@ -314,20 +354,12 @@ class Trainer:
     tokenizer : transformers.PreTrainedTokenizerFast or None
         The tokenizer of the texts, carried for the trainers that make token batches.
 
-    Attributes
-    ----------
-    warned : set of str
-        One-off warnings already given in this run.
-    lock : _checkpoint.FolderLock or None
-        The lock on the checkpoint folder a stream writes, held for its life.
     """
 
     def __init__(self, network, module, state, *, device, dtype=None, max_grad_norm=None,
                  parallel=None, tokenizer=None):
         self.module, self.state, self.device, self.dtype = module, state, device, dtype
         self.max_grad_norm, self.parallel, self.tokenizer = max_grad_norm, parallel, tokenizer
-        self.warned = set()
-        self.lock = None
         self.network = network if parallel is None else parallel.wrap(network)
         self.parameters = [p for group in state.optimizer.param_groups for p in group["params"]]
 
@@ -342,7 +374,7 @@ class Trainer:
 
         Parameters
         ----------
-        source : batch source of ``_inputs``
+        source : batch source of ``_sources``
             Makes the batches (``batches(rng)``) and the loss share of a batch
             (``loss(network, batch, part)``).
         passes : int
@@ -467,8 +499,10 @@ def oom_error(device, batch_size, max_length):
 
 def warn_interrupted(stop, stacklevel=5):
     """The one warning of a training run stopped by Ctrl-C (an ``Interrupted``)."""
+    from .exceptions import TrainingInterrupted
+
     when = "during" if stop.during_pass else "after"
     warnings.warn(
         f"Training interrupted by user {when} epoch {len(stop.losses)}; the estimator keeps "
-        "the weights of the last completed step.", UserWarning, stacklevel=stacklevel,
+        "the weights of the last completed step.", TrainingInterrupted, stacklevel=stacklevel,
     )

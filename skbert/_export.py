@@ -1,17 +1,17 @@
 """Export a fitted network to ONNX, with its tokenizer and classes, as one folder.
 
 torch, transformers and the ONNX exporter (``onnx``, ``onnxscript``) are imported inside
-the function. This module imports nothing from skbert but the folder helpers.
+the function. This module imports nothing from skbert but the folder helpers of
+``_checkpoint`` (the folder is written through ``staged_folder``).
 """
 
 import copy
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
-from ._checkpoint import check_writable, replace_folder
+from ._checkpoint import check_replaceable, check_writable, staged_folder
 
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "skbert_onnx.json"
@@ -30,7 +30,9 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, tru
     classes : ndarray
         Label of each logit column, written to the metadata file.
     path : str or os.PathLike
-        Folder to create (replaced atomically if it exists).
+        Folder to create. An existing one is replaced atomically once the new one is
+        complete, if ``export_onnx`` wrote it (it holds ``skbert_onnx.json`` and
+        ``model.onnx``) or it is empty.
     text_pairs : bool
         Whether the graph takes ``token_type_ids`` (models fitted on text pairs).
     max_length : int
@@ -45,6 +47,15 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, tru
     -------
     path : pathlib.Path
         The folder: ``model.onnx``, the tokenizer files and ``skbert_onnx.json``.
+
+    Raises
+    ------
+    FileExistsError
+        When ``path`` is a file, a link, a folder ``export_onnx`` did not write, or holds
+        files it did not write (naming them); checked before exporting.
+    OSError
+        When writing fails (a full disk), naming ``path``; a folder there before is
+        intact.
     """
     import torch
 
@@ -67,36 +78,34 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, tru
     # A CPU copy: the fitted network may be predicting in another thread meanwhile.
     module = copy.deepcopy(module).cpu().eval()
     check_writable(target.parent, "export_onnx folder")
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    check_replaceable(target, name="path", kind="onnx")  # before the export's work
     try:
-        with warnings.catch_warnings(), torch.inference_mode(False):
-            warnings.simplefilter("ignore")  # exporter deprecation chatter
-            program = torch.onnx.export(
-                module, (), kwargs=example, dynamo=True, external_data=False,
-                input_names=names, output_names=["logits"], opset_version=opset,
-                dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
-                verbose=False,
-            )
-            program.save(os.fspath(staging / ONNX_FILE))
-        _drop_intermediate_shapes(staging / ONNX_FILE)
-        tokenizer.save_pretrained(staging)
-        metadata = {"format": "skbert-onnx-1", "classes": labels, "inputs": names,
-                    "outputs": ["logits"], "max_length": max_length, "text_pairs": text_pairs,
-                    **(truncation or {"truncation": "head"})}
-        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
-        replace_folder(staging, target)
-    except BaseException as exc:
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise OSError(
-                exc.errno,
-                f"export_onnx could not write {os.fspath(target)!r} "
-                f"({exc.strerror or exc}); a folder there before is intact and nothing "
-                "was left behind. Free space or choose another path.",
-            ) from exc
-        raise
+        with staged_folder(target, name="path", kind="onnx") as staging:
+            with warnings.catch_warnings(), torch.inference_mode(False):
+                warnings.simplefilter("ignore")  # exporter deprecation chatter
+                program = torch.onnx.export(
+                    module, (), kwargs=example, dynamo=True, external_data=False,
+                    input_names=names, output_names=["logits"], opset_version=opset,
+                    dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
+                    verbose=False,
+                )
+                program.save(os.fspath(staging / ONNX_FILE))
+            _drop_intermediate_shapes(staging / ONNX_FILE)
+            tokenizer.save_pretrained(staging)
+            metadata = {"format": "skbert-onnx-1", "classes": labels, "inputs": names,
+                        "outputs": ["logits"], "max_length": max_length,
+                        "text_pairs": text_pairs, **(truncation or {"truncation": "head"})}
+            (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2),
+                                                 encoding="utf-8")
+    except FileExistsError:
+        raise  # a refusal of the path, which names it
+    except OSError as exc:
+        raise OSError(
+            exc.errno,
+            f"export_onnx could not write {os.fspath(target)!r} "
+            f"({exc.strerror or exc}); a folder there before is intact and nothing "
+            "was left behind. Free space or choose another path.",
+        ) from exc
     return target
 
 

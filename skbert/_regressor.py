@@ -13,9 +13,9 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import PARAMETER_CONSTRAINTS, _BertTextEstimator, _Targets
+from ._base import _BertTextEstimator, _Targets
 from ._pretrained import DEFAULT_MODEL
-from ._validation import check_targets
+from ._validation import PARAMETER_CONSTRAINTS, check_targets
 
 __all__ = ["BertTextRegressor"]
 
@@ -331,8 +331,7 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
 
     def _targets(self, y, n_texts, sample_weight, classes, incremental):
         """Standardised targets and loss weights of ``y``."""
-        from ._fitting import loss_weights
-        from ._inputs import Criterion
+        from ._sources import Criterion, loss_weights
 
         Y = check_targets(y, n_texts)
         continued = incremental and hasattr(self, "y_mean_")

@@ -155,18 +155,21 @@ def encode(tokenizer, texts, max_length, *, truncation="head", stride=None, cach
     ------
     ValueError
         When ``stride`` exceeds a window's text tokens, or text pairs are given with
-        another truncation than "head".
+        another truncation than "head" or a ``max_length`` that cannot hold a pair
+        (see ``check_pair_room``).
 
     Notes
     -----
     With ``cache`` and a tokenizer loaded through the cache (see ``_cache.load_copy``),
     the result is kept and returned again, read-only, for the same texts and settings.
     """
-    if truncation != "head" and isinstance(texts[0], tuple):
-        raise ValueError(
-            f"truncation={truncation!r} applies to single texts; text pairs are cut from "
-            "the end of the longer text of each pair (truncation='head')."
-        )
+    if isinstance(texts[0], tuple):
+        if truncation != "head":
+            raise ValueError(
+                f"truncation={truncation!r} applies to single texts; text pairs are cut "
+                "from the end of the longer text of each pair (truncation='head')."
+            )
+        check_pair_room(tokenizer, max_length)
     if truncation == "window":
         stride = window_stride(tokenizer, max_length, stride)
     tokenizer_key = getattr(tokenizer, "_skbert_cache_key", None)
@@ -192,6 +195,33 @@ def special_tokens(tokenizer):
             return full[:start], full[start + len(marker):]
     raise ValueError(f"cannot find where {type(tokenizer).__name__} puts a text among its "
                      "special tokens")
+
+
+def check_pair_room(tokenizer, max_length):
+    """Refuse a ``max_length`` that cannot hold a text pair.
+
+    A pair's sequence holds the special tokens the tokenizer adds to a pair (3 for
+    BERT: ``[CLS] a [SEP] b [SEP]``) and at least one token of each text. Below that the
+    fast tokenizer cannot cut the pair: it returns it whole (longer than
+    ``max_length``, up to a crash beyond the model's positions) or drops a text.
+
+    Parameters
+    ----------
+    tokenizer : transformers.PreTrainedTokenizerFast
+    max_length : int
+
+    Raises
+    ------
+    ValueError
+        Naming ``max_length`` and the smallest value that holds a pair.
+    """
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    if max_length < special + 2:
+        raise ValueError(
+            f"max_length={max_length} cannot hold a text pair: the tokenizer adds "
+            f"{special} special tokens to a pair, and each of its two texts needs at least "
+            f"one token. Use max_length >= {special + 2} for text pairs."
+        )
 
 
 def window_stride(tokenizer, max_length, stride):

@@ -1,13 +1,60 @@
-"""Input checks for texts, labels, regression targets and weights.
+"""Input checks for texts, labels, regression targets, weights and parameters.
 
-Every hand-written error text of the package that concerns user data lives here, so the
-wording stays consistent. This module imports nothing from skbert.
+``PARAMETER_CONSTRAINTS`` declares the parameters every estimator shares, in
+scikit-learn's constraint language.
+
+The checks of user data with their texts, shared by the estimators and the wings (the
+command line, :mod:`skbert.dask`), which name where a value sits with ``where=`` ("row
+12 of 'data.csv'", "position 3 of a partition of the Bag"). This module imports nothing
+from skbert.
 """
 
+import os
 from itertools import islice
+from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight
+
+# The constraints of the parameters every estimator shares (scikit-learn checks them in
+# fit); each estimator adds those of its targets.
+PARAMETER_CONSTRAINTS = {
+    "model_name_or_path": [str, os.PathLike],
+    "revision": [str, None],
+    "max_length": [Interval(Integral, 2, None, closed="left")],
+    "truncation": [StrOptions({"head", "head_tail", "window"})],
+    "window_stride": [Interval(Integral, 1, None, closed="left"), None],
+    "window_pooling": [StrOptions({"mean", "max"})],
+    "pooling": [StrOptions({"mean", "cls"})],
+    "freeze_base": ["boolean"],
+    "head": [None, tuple, callable],
+    "head_dropout": [Interval(Real, 0, 1, closed="left"), None],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "head_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+    "layer_decay": [Interval(Real, 0, 1, closed="right")],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "warmup_fraction": [Interval(Real, 0, 1, closed="left")],
+    "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "device": [str],
+    "training_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
+    "inference_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16", "int8"})],
+    "inference_backend": [StrOptions({"torch", "openvino"})],
+    "predict_batch_tokens": [Interval(Integral, 8, None, closed="left"), None],
+    "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+    "checkpoint_dir": [str, os.PathLike, None],
+    "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
+    "keep_checkpoints": [Interval(Integral, 1, None, closed="left")],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
+
 
 _BARE_STRING = "Iterable over raw text documents expected, string object received."
 
@@ -42,40 +89,80 @@ def _sequence_labels(values):
     )
 
 
-def _describe(value):
-    """Return a short description of ``value`` for an error message."""
+def describe(value):
+    """A short description of ``value`` for an error message: its type and its repr,
+    cut to 40 characters ("int 3", "bytes b'bad'")."""
     text = repr(value)
     if len(text) > 40:
         text = text[:37] + "..."
     return f"{type(value).__name__} {text}"
 
 
-def _check_text(value, index):
+def check_text(value, index=0, *, where=None):
+    """Check one text; return it.
+
+    Parameters
+    ----------
+    value : object
+        The text: a str that encodes as UTF-8.
+    index : int or object, default=0
+        Its index (or label), for the message.
+    where : str or None, default=None
+        Where the text sits, for a caller that reads texts from elsewhere than ``X``: a
+        phrase in which ``{index}`` stands for ``index``, such as ``"row {index} of
+        'data.csv' (0-based, header not counted), column 'text'"``. None names
+        ``index`` of ``X``.
+
+    Returns
+    -------
+    value : str
+
+    Raises
+    ------
+    TypeError
+        When ``value`` is not a str (bytes included).
+    ValueError
+        When ``value`` is missing (None, NaN, NA) or not valid Unicode.
+    """
     if isinstance(value, str):
         if not value.isascii():
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise ValueError(
-                    f"X contains text that is not valid Unicode at index {index} "
-                    f"({exc.reason}: {value[exc.start:exc.end]!r} at character {exc.start}). "
-                    "Decode the source bytes with errors='replace' to drop broken sequences."
-                ) from None
+                broken = (f"{exc.reason}: {value[exc.start:exc.end]!r} at character "
+                          f"{exc.start}")
+                fix = "Decode the source bytes with errors='replace' to drop broken sequences."
+                if where is None:
+                    raise ValueError(f"X contains text that is not valid Unicode at index "
+                                     f"{index} ({broken}). {fix}") from None
+                raise ValueError(f"The text at {_place(where, index)} is not valid Unicode "
+                                 f"({broken}). {fix}") from None
         return value
     if isinstance(value, (bytes, bytearray)):
-        raise TypeError(
-            f"X must contain only str; got bytes at index {index}. "
-            "Decode it first, for example value.decode('utf-8')."
-        )
+        fix = "Decode it first, for example value.decode('utf-8')."
+        if where is None:
+            raise TypeError(f"X must contain only str; got bytes at index {index}. {fix}")
+        raise TypeError(f"Texts must be str; got {describe(value)} at "
+                        f"{_place(where, index)}. {fix}")
     if is_missing(value):
-        raise ValueError(
-            f"X contains a missing value ({value!r}) at index {index}. "
-            "Drop or fill missing texts before calling this method."
-        )
-    raise TypeError(f"X must contain only str; got {_describe(value)} at index {index}.")
+        if where is None:
+            raise ValueError(
+                f"X contains a missing value ({value!r}) at index {index}. "
+                "Drop or fill missing texts before calling this method."
+            )
+        raise ValueError(f"Missing text ({value!r}) at {_place(where, index)}. Fill it (an "
+                         "empty string is a valid text) or drop it.")
+    if where is None:
+        raise TypeError(f"X must contain only str; got {describe(value)} at index {index}.")
+    raise TypeError(f"Texts must be str; got {describe(value)} at {_place(where, index)}.")
 
 
-def check_texts(X, *, allow_empty=False, start=0):
+def _place(where, index):
+    """``where`` with ``{index}`` filled in."""
+    return where.format(index=index)
+
+
+def check_texts(X, *, allow_empty=False, start=0, where=None):
     """Validate raw texts and return them as a list.
 
     Parameters
@@ -87,6 +174,8 @@ def check_texts(X, *, allow_empty=False, start=0):
         Accept zero texts (prediction does; fitting does not).
     start : int, default=0
         Index of ``X[0]`` in the caller's data, for error messages about chunks.
+    where : str or None, default=None
+        Where the texts sit, as in `check_text` (``{index}`` counts from ``start``).
 
     Returns
     -------
@@ -121,7 +210,7 @@ def check_texts(X, *, allow_empty=False, start=0):
         raise ValueError("X is empty: at least one text is required.")
     if isinstance(rows[0], (list, tuple)):
         return [_check_pair(row, i) for i, row in enumerate(rows, start)]
-    return [_check_text(row, i) for i, row in enumerate(rows, start)]
+    return [check_text(row, i, where=where) for i, row in enumerate(rows, start)]
 
 
 def iter_text_chunks(X, chunk_size):
@@ -151,9 +240,9 @@ def _check_pair(row, index):
     if not isinstance(row, (list, tuple)) or len(row) != 2:
         raise ValueError(
             "X rows must all be single texts or all (first, second) text pairs, as the "
-            f"first row is; got {_describe(row)} at index {index}."
+            f"first row is; got {describe(row)} at index {index}."
         )
-    return (_check_text(row[0], index), _check_text(row[1], index))
+    return (check_text(row[0], index), check_text(row[1], index))
 
 
 def is_pair_input(texts):
@@ -334,7 +423,7 @@ def check_targets(y, n_samples):
             row, column = next((i, j) for i in range(Y.shape[0]) for j in range(Y.shape[1])
                                if not _is_number(Y[i, j]))
             raise ValueError(
-                f"y must hold numbers; got {_describe(Y[row, column].item())} at index "
+                f"y must hold numbers; got {describe(Y[row, column].item())} at index "
                 f"{_index(row, column, Y)}. A regressor needs real-valued targets; use "
                 "BertTextClassifier for class labels."
             ) from None
@@ -394,3 +483,123 @@ def check_sample_weight(sample_weight, n_samples):
             f"sample_weight must be non-negative; got {weights[i].item()!r} at index {i}."
         )
     return weights
+
+
+def check_label_names(label_names, y, *, fitted=None, continuing=False):
+    """Validate the ``label_names`` fit parameter of a multi-label classifier.
+
+    Parameters
+    ----------
+    label_names : array-like of str or None
+        One name per column of the multi-label indicator ``y``.
+    y : array-like
+        The targets of this call.
+    fitted : ndarray of str or None, default=None
+        The ``label_names_`` of the stream so far.
+    continuing : bool, default=False
+        Whether this is a ``partial_fit`` call after the first: names given then must
+        equal ``fitted``, and None keeps ``fitted``.
+
+    Returns
+    -------
+    names : ndarray of object (str) of shape (n_labels,) or None
+    """
+    if label_names is None:
+        return fitted if continuing else None
+    if not is_indicator(y):
+        raise ValueError(
+            "label_names names the columns of a multi-label indicator y, but y holds one "
+            "label per text. Drop label_names (the classes are the labels), or pass a 2-D "
+            "0/1 indicator matrix."
+        )
+    if isinstance(label_names, str):
+        raise ValueError("label_names must be an array-like of str, one per label column "
+                         f"of y; got a single str {label_names!r}.")
+    values = list(np.asarray(label_names, dtype=object).ravel()) \
+        if np.ndim(label_names) == 1 else None
+    if values is None:
+        raise ValueError("label_names must be 1-D, one str per label column of y; got "
+                         f"shape {np.shape(label_names)}.")
+    for i, name in enumerate(values):
+        if not isinstance(name, str):
+            raise TypeError(f"label_names must hold only str; got {describe(name)} at "
+                            f"index {i}.")
+    n_columns = _as_array(y).shape[1]
+    if len(values) != n_columns:
+        raise ValueError(f"label_names holds {len(values)} names, but y has {n_columns} "
+                         "label columns; give one name per column.")
+    if len(set(values)) != len(values):
+        twice = next(name for name in values if values.count(name) > 1)
+        raise ValueError(f"label_names holds {twice!r} more than once; give each label "
+                         "column its own name.")
+    names = np.empty(len(values), dtype=object)
+    names[:] = values
+    if continuing and (fitted is None or np.asarray(fitted).tolist() != values):
+        first = "no label_names" if fitted is None else \
+            f"label_names_={np.asarray(fitted).tolist()!r}"
+        raise ValueError(f"label_names={values!r} differs from the stream's first call, "
+                         f"which had {first}; every chunk of a stream keeps the names of "
+                         "its first.")
+    return names
+
+
+def check_params(estimator):
+    """Validate the parameters of a scikit-learn ``estimator`` as its ``fit`` would.
+
+    For a caller that wants bad values refused before it reads any data (the command
+    line); the error is scikit-learn's own, naming the parameter and what it accepts.
+
+    Parameters
+    ----------
+    estimator : sklearn.base.BaseEstimator
+        An estimator with ``_parameter_constraints``.
+
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A ValueError and TypeError naming the parameter, when a value is not allowed.
+    """
+    estimator._validate_params()
+
+
+def parameter_kinds(estimator_class):
+    """What each parameter of ``estimator_class`` accepts, read from its scikit-learn
+    ``_parameter_constraints``, as plain values (for typed command-line flags).
+
+    Parameters
+    ----------
+    estimator_class : type
+        A scikit-learn estimator class.
+
+    Returns
+    -------
+    kinds : dict of str to tuple
+        ``name -> (kinds, choices, accepts_none, n_constraints)``: ``kinds`` a list of "int",
+        "float", "choice", "tuple", "str" or "boolean" in the order of the constraints;
+        ``choices`` the sorted strings of a string option (or None); ``accepts_none``
+        whether None is allowed; ``n_constraints`` how many constraints there are.
+    """
+    from numbers import Integral
+
+    from sklearn.utils._param_validation import Interval, StrOptions
+
+    out = {}
+    for name, constraints in estimator_class._parameter_constraints.items():
+        kinds = []
+        for c in constraints:
+            if c == "boolean":
+                kinds.append("boolean")
+            elif isinstance(c, Interval):
+                kinds.append("int" if c.type is Integral else "float")
+            elif isinstance(c, StrOptions):
+                kinds.append("choice")
+            elif c in ("random_state", "verbose"):
+                kinds.append("int")
+            elif c is tuple:
+                kinds.append("tuple")
+            elif c is str or getattr(c, "__name__", "") == "PathLike":
+                kinds.append("str")
+        choices = next((sorted(c.options) for c in constraints if isinstance(c, StrOptions)),
+                       None)
+        out[name] = (kinds, choices, None in constraints, len(constraints))
+    return out

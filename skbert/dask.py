@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import _describe, is_missing
+from ._validation import check_text
 
 __all__ = ["predict", "predict_proba"]
 
@@ -113,7 +113,7 @@ def predict_proba(data, clf, text_column="text"):
     texts, ref = _prepare(data, clf, text_column)
     if isinstance(texts, db.Bag):
         return texts.map_partitions(_bag_proba, ref)
-    meta = _proba_frame(np.empty((0, len(clf.classes_))), clf.classes_, texts._meta.index)
+    meta = _proba_frame(np.empty((0, len(clf.classes_))), clf.classes_, _empty_index(texts))
     return texts.map_partitions(_series_proba, ref, meta=meta)
 
 
@@ -161,7 +161,7 @@ def predict(data, clf, text_column="text"):
     texts, ref = _prepare(data, clf, text_column)
     if isinstance(texts, db.Bag):
         return texts.map_partitions(_bag_predict, ref)
-    meta = _label_series(clf.classes_[:0], texts._meta.index)
+    meta = _label_series(clf.classes_[:0], _empty_index(texts))
     return texts.map_partitions(_series_predict, ref, meta=meta)
 
 
@@ -238,30 +238,31 @@ def _active_client():
         return None
 
 
-def _check_values(values, labels, what):
-    """Raise for the first value of ``values`` that is not a str, naming its label."""
-    for value, label in zip(values, labels, strict=True):
-        if not isinstance(value, str):
-            if is_missing(value):
-                raise ValueError(
-                    f"{what} has a missing text ({value!r}) at {label}. Drop or fill "
-                    "missing texts first."
-                )
-            raise TypeError(f"{what} must hold only str; got {_describe(value)} at {label}.")
-
-
 def _series_texts(part):
+    """The texts of a partition of a dask Series, checked; a bad one names its index
+    label."""
     values = part.to_numpy(dtype=object).tolist()
-    what = "The dask Series" if part.name is None else f"The text column {part.name!r}"
-    _check_values(values, (f"index {label!r}" for label in part.index), what)
-    return values
+    what = "the dask Series" if part.name is None else f"the text column {part.name!r}"
+    where = f"index {{index!r}} of {_braced(what)}"
+    return [check_text(value, label, where=where)
+            for value, label in zip(values, part.index, strict=True)]
 
 
 def _bag_texts(part):
-    values = list(part)
-    labels = (f"position {i} of its partition" for i in range(len(values)))
-    _check_values(values, labels, "The Bag")
-    return values
+    """The texts of a partition of a Bag, checked; a bad one names its position."""
+    where = "position {index} of a partition of the Bag"
+    return [check_text(value, i, where=where) for i, value in enumerate(part)]
+
+
+def _braced(text):
+    """``text`` with its braces doubled, to sit in a ``where=`` template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _empty_index(texts):
+    """An empty index like the one of the partitions of ``texts`` (a dask Series), for
+    the ``meta`` of ``map_partitions``, from public attributes."""
+    return pd.Index([], dtype=texts.index.dtype, name=texts.index.name)
 
 
 def _proba_frame(proba, classes, index):

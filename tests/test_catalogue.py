@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from skbert import BertTextClassifier, _fitting
+from skbert import BertTextClassifier
+from skbert._batching import smallest_batch
+from skbert._modeling import check_batch_norm
 
 X_OK = ["good film", "bad film", "great plot", "dull plot"]
 Y_OK = [1, 0, 1, 0]
@@ -189,14 +191,14 @@ def test_batchnorm_check_counts_each_process_share(tiny_params, batch_size, worl
     share of a batch (a batch of 3 over 2 processes gives one a single text)."""
     clf = BertTextClassifier(**dict(tiny_params, head=(8,), max_iter=1)).fit(X_OK, Y_OK)
     clf.set_params(batch_size=batch_size)
-    sync = type("Sync", (), {"world_size": world})()
     n_train = batch_size * 4  # batches of batch_size texts only
+    smallest = smallest_batch(n_train, batch_size, length_grouped=True)
     if refused:
         with pytest.raises(ValueError, match=f"split over {world} processes.*batch_size >= "
                                              f"{2 * world + 1}"):
-            _fitting.check_batch_norm(clf, clf.model_, n_train, sync)
+            check_batch_norm(clf.model_, smallest, world, n_train, batch_size)
     else:
-        _fitting.check_batch_norm(clf, clf.model_, n_train, sync)
+        check_batch_norm(clf.model_, smallest, world, n_train, batch_size)
 
 
 def test_odd_but_valid_text_works(fitted):

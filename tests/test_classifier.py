@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.utils import check_random_state
 
-from skbert import BertTextClassifier, _fitting
+from skbert import BertTextClassifier, _sources
 from skbert._tokenization import encode
 
 from .conftest import make_texts
@@ -136,7 +136,7 @@ def test_early_stopping_restores_best_weights(tiny_params, toy_data):
     assert clf.n_iter_ == scores.index(max(scores)) + 1 + 2
     # The kept weights are those of the best epoch: re-score the held-out rows.
     seed = check_random_state(0).randint(np.iinfo(np.int32).max)
-    _, val_rows = _fitting.validation_split(y, seed, clf.validation_fraction,
+    _, val_rows = _sources.validation_split(y, seed, clf.validation_fraction,
                                            why="early_stopping", stratify=True)
     held_out = clf.score([X[i] for i in val_rows], y[val_rows])
     assert held_out == pytest.approx(clf.best_validation_score_)

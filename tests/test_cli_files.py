@@ -4,7 +4,7 @@ Encodings and byte order marks, ``--sep``, headerless files (``--no-header`` wit
 numbers), duplicate column names, empty files, ``--out`` equal to DATA, ids holding a
 bare carriage return, a reused ``--checkpoint-dir``, and read-only or full folders. The
 data errors must come out before a model is loaded or trained: those tests replace
-``skbert._cli.load_model`` (or the training) by a function that fails the test. The
+the commands' ``load_model`` (or the training) by a function that fails the test. The
 full and read-only folders are made for real in a child process (tests/_fs_faults.py).
 """
 
@@ -18,9 +18,8 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
-import skbert._cli
 from skbert import BertTextClassifier
-from skbert._cli import main
+from skbert._cli import evaluate, fit, main, predict
 
 from ._fs_faults import run_with_fault
 from .conftest import DATA_DIR, make_texts
@@ -42,10 +41,11 @@ def _no_model(*args, **kwargs):
 @pytest.fixture
 def no_model(monkeypatch):
     """Make loading a model, or training one, fail the test."""
-    monkeypatch.setattr(skbert._cli, "load_model", _no_model)
+    monkeypatch.setattr(predict, "load_model", _no_model)
+    monkeypatch.setattr(evaluate, "load_model", _no_model)
     monkeypatch.setattr(BertTextClassifier, "fit", _no_model)
     monkeypatch.setattr(BertTextClassifier, "partial_fit", _no_model)
-    monkeypatch.setattr(skbert._cli, "_scan", _no_model)
+    monkeypatch.setattr(fit, "_scan", _no_model)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_undecodable_bytes_name_the_line_and_the_fix(ext, fitted, model_path, fr
     offset = content.encode("utf-8").index("é".encode())
     out = tmp_path / "preds.csv"
     with monkeypatch.context() as patch:
-        patch.setattr(skbert._cli, "load_model", _no_model)
+        patch.setattr(predict, "load_model", _no_model)
         status, _, err = _main(capsys, "predict", model_path, data, "--out", out)
     assert status == 1
     assert f"Cannot read '{data}' as utf-8: the bytes b'\\xe9' at byte offset {offset} " \
@@ -147,7 +147,7 @@ def test_encoding_applies_to_fit_and_evaluate(fitted, model_path, frame, tmp_pat
     frame.to_parquet(tmp_path / "data.parquet")
     status, _, err = _main(capsys, "evaluate", model_path, tmp_path / "data.parquet",
                            "--encoding", "latin-1")
-    assert status == 1 and "encoding= (--encoding) applies to CSV, TSV and JSON" in err
+    assert status == 1 and "--encoding applies to CSV, TSV and JSON" in err
 
 
 # --------------------------------------------------- separators and no header
@@ -160,7 +160,8 @@ def test_semicolon_csv_with_sep(fitted, model_path, frame, tmp_path, capsys):
     out = tmp_path / "preds.csv"
     status, _, err = _main(capsys, "predict", model_path, data, "--out", out)
     assert status == 1
-    assert "Column 'text' not found" in err and "pass sep=';' (--sep ';'" in err
+    assert "Column 'text' not found" in err and "pass --sep ';'" in err
+    assert "sep=" not in err  # the flags, not Python's keyword arguments
     status, _, err = _main(capsys, "predict", model_path, data, "--out", out, "--sep", ";",
                            "--quiet")
     assert status == 0, err
@@ -388,6 +389,7 @@ def _env():
 _CHILD = """
 import contextlib, io, os, pathlib
 import skbert._cli as cli
+import skbert._cli.predict
 from skbert import BertTextClassifier
 DATA, MODEL, OTHER = {data!r}, {model!r}, {other!r}
 PARAMS = {params!r}
@@ -427,10 +429,11 @@ def test_read_only_out_and_checkpoint_dir_are_refused_before_training(
 def no_model(*args, **kwargs):
     raise AssertionError("the model was loaded or trained")
 BertTextClassifier.fit = BertTextClassifier.partial_fit = no_model
-cli.load_model = no_model
+cli.predict.load_model = no_model
 make_read_only()
 status, err = run("fit", DATA, "--out", FOLDER + "/m.skops", "--quiet", *PARAMS)
 assert status == 1 and "--out=" in err and "cannot be written" in err, err
+assert f"--out={FOLDER + '/m.skops'!r}" in err, err
 status, err = run("fit", DATA, "--out", OTHER + "/m.skops", "--chunksize", 4,
                   "--checkpoint-dir", FOLDER + "/ckpt", "--quiet", *PARAMS)
 assert status == 1 and "--checkpoint-dir=" in err and "cannot be written" in err, err

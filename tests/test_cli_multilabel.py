@@ -1,7 +1,8 @@
 """The skbert command line on multi-label data: ``--label-sep`` for fit and evaluate,
 list and indicator outputs of predict, label names in model files and checkpoints.
 
-Every command runs in-process through ``skbert._cli.main``. One whole-file fit and one
+Every command runs in-process through ``skbert._cli.main``; the names are a fit parameter
+(``label_names``) of the classifier, tested here too. One whole-file fit and one
 streamed fit of the tiny BERT (module fixtures) serve the prediction tests; the error
 tests stop before any training (``fit`` and ``partial_fit`` are replaced by a function
 that fails the test).
@@ -18,7 +19,9 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from skbert import BertTextClassifier
 from skbert._classifier import TRUSTED_TYPES
-from skbert._cli import indicator_matrix, load_model, main, save_model
+from skbert._cli import main
+from skbert._cli.data import indicator_matrix
+from skbert._cli.models import load_model, save_model
 
 from .conftest import make_multilabel_texts, make_texts
 
@@ -141,8 +144,9 @@ def test_fit_turns_label_cells_into_a_named_indicator(ext, tmp_path, capsys, mon
     empty piece) no label, a repeated name once; and the names saved with the model."""
     seen = {}
 
-    def record(self, X, y, sample_weight=None):
-        seen["X"], seen["y"] = X, np.asarray(y)
+    def record(self, X, y, sample_weight=None, *, label_names=None):
+        seen["X"], seen["y"], seen["label_names"] = X, np.asarray(y), label_names
+        self.label_names_ = np.asarray(label_names, dtype=object)
         return self
 
     monkeypatch.setattr(BertTextClassifier, "fit", record)
@@ -160,10 +164,11 @@ def test_fit_turns_label_cells_into_a_named_indicator(ext, tmp_path, capsys, mon
     assert seen["X"] == ["a", "b", "c", "d", "e"]
     np.testing.assert_array_equal(seen["y"], [[1, 0, 1], [0, 0, 0], [1, 1, 0], [0, 0, 1],
                                               [0, 1, 0]])
+    assert seen["label_names"].tolist() == ["joy", "sad", "surprise"]  # a fit parameter
     assert "saved the multi-label model (3 labels: joy, sad, surprise)" in err
     saved = sio.load(out, trusted=TRUSTED_TYPES)
     assert saved.label_names_.tolist() == ["joy", "sad", "surprise"]
-    assert saved.label_sep_ == "|"
+    assert not hasattr(saved, "label_sep_")  # nothing written onto the fitted estimator
 
 
 def test_indicator_matrix_of_names():
@@ -176,11 +181,13 @@ def test_indicator_matrix_of_names():
 
 
 def test_whole_file_fit_is_a_named_multilabel_model(whole_fit, whole_model):
-    """Check the saved model: multi-label, its label names and separator, as string data
-    that skops loads with skbert's trusted types only."""
+    """Check the saved model: multi-label, its label names (an object array of str, the
+    fit parameter label_names), which skops loads with skbert's trusted types only."""
     assert whole_model.multilabel_ and whole_model.classes_.tolist() == [0, 1, 2]
-    assert whole_model.label_names_.dtype.kind == "U"
-    assert whole_model.label_names_.tolist() == NAMES and whole_model.label_sep_ == "|"
+    assert whole_model.label_names_.dtype == object
+    assert all(isinstance(name, str) for name in whole_model.label_names_)
+    assert whole_model.label_names_.tolist() == NAMES
+    assert not hasattr(whole_model, "label_sep_")
     assert set(sio.get_untrusted_types(file=whole_fit / "model.skops")) <= set(TRUSTED_TYPES)
     assert whole_model.n_iter_ == 6
 
@@ -258,23 +265,29 @@ def test_evaluate_prints_multilabel_scores(whole_fit, whole_model, test_csv, tes
 # -------------------------------------------------------------- streaming
 def test_stream_fit_names_labels_in_model_and_checkpoints(stream_run, tmp_path, capsys):
     """Check a streamed fit whose first chunk lacks a label: 3 label columns from the
-    scan, the names in the pickle and in every checkpoint, and predict from the
-    checkpoint folder writing them."""
+    scan, the names in the pickle and in every checkpoint (the first too), and predict
+    from the checkpoint folder writing them, joined by '|' unless --label-sep says
+    otherwise."""
     folder, _ = stream_run
     model = load_model(folder / "model.pkl")
     assert model.multilabel_ and model.n_iter_ == 3
-    assert model.label_names_.tolist() == NAMES and model.label_sep_ == ";"
+    assert model.label_names_.tolist() == NAMES and not hasattr(model, "label_sep_")
     checkpoints = sorted((folder / "ckpt").glob("ckpt-*"))
     assert len(checkpoints) == 3
     for checkpoint in checkpoints:
         saved = sio.load(checkpoint / "estimator.skops", trusted=TRUSTED_TYPES)
-        assert saved.label_names_.tolist() == NAMES and saved.label_sep_ == ";"
+        assert saved.label_names_.tolist() == NAMES
     data = folder / "train.jsonl"
     out = tmp_path / "preds.csv"
     status, _, err = _main(capsys, "predict", folder / "ckpt", data, "--out", out, "--quiet")
     assert status == 0, err
     texts = pd.read_json(data, lines=True)["text"].tolist()
     newest = load_model(checkpoints[-1])
+    expected = _joined(newest.predict(texts), "|")
+    assert pd.read_csv(out, keep_default_na=False)["prediction"].tolist() == expected
+    status, _, err = _main(capsys, "predict", folder / "ckpt", data, "--out", out, "--quiet",
+                           "--label-sep", ";")
+    assert status == 0, err
     expected = _joined(newest.predict(texts), ";")
     assert pd.read_csv(out, keep_default_na=False)["prediction"].tolist() == expected
     np.testing.assert_allclose(newest.predict_proba(texts), model.predict_proba(texts),
@@ -283,13 +296,12 @@ def test_stream_fit_names_labels_in_model_and_checkpoints(stream_run, tmp_path, 
 
 @pytest.mark.parametrize("kind", ["skops", "pkl"])
 def test_model_files_keep_label_names(kind, whole_model, test_csv, tmp_path, capsys):
-    """Check that save_model and load_model keep label_names_ and label_sep_ in a skops
-    file (trusting skbert's types only) and a pickle, and that predict reads them."""
+    """Check that save_model and load_model keep label_names_ in a skops file (trusting
+    skbert's types only) and a pickle, and that predict reads them."""
     path = tmp_path / f"copy.{kind}"
     save_model(whole_model, path)
     loaded = load_model(path)
-    assert loaded.label_names_.tolist() == NAMES and loaded.label_names_.dtype.kind == "U"
-    assert loaded.label_sep_ == "|"
+    assert loaded.label_names_.tolist() == NAMES and loaded.label_names_.dtype == object
     status, _, err = _main(capsys, "predict", path, test_csv, "--out", tmp_path / "p.csv",
                            "--quiet")
     assert status == 0, err
@@ -303,7 +315,7 @@ def test_python_model_without_names_is_named_by_its_columns(whole_model, test_cs
     """Check that a multi-label model fitted in Python (no label_names_) predicts its
     column numbers, joined by '|'."""
     model = sio.loads(sio.dumps(whole_model), trusted=TRUSTED_TYPES)
-    del model.label_names_, model.label_sep_
+    del model.label_names_
     path = tmp_path / "python.skops"
     sio.dump(model, path)
     status, _, err = _main(capsys, "predict", path, test_csv, "--out", tmp_path / "p.csv",
@@ -381,8 +393,8 @@ def test_fit_refuses_bad_label_cells(case, match, tmp_path, capsys, no_training)
      ("predict-indicator-and-sep", r"--label-sep joins the labels of the 'prediction' column"
                                    r".*Drop one of the two"),
      ("evaluate-no-sep", r"'.*model.skops' is a multi-label model \(labels \['mixed', "
-                         r"'negative', 'positive'\]\): pass --label-sep SEP.*trained with "
-                         r"--label-sep '\|'"),
+                         r"'negative', 'positive'\]\): pass --label-sep SEP, the separator "
+                         r"of the labels in column 'tags'\.$"),
      ("evaluate-label-sep-single", r"--label-sep applies to multi-label models, but "
                                    r"'.*single.skops' predicts one class per text"),
      ("evaluate-unknown-label", r"Column 'tags' of '.*test.csv' holds labels the model does "
@@ -421,7 +433,7 @@ def test_predict_and_evaluate_refuse_mismatched_options(
                       r"with --label-sep ';' .* holds \['joy', 'mixed', 'negative', "
                       r"'positive'\]"),
      ("no-label-sep", r"is a multi-label stream; resume it with the --label-sep of the "
-                      r"interrupted run \(--label-sep ';'\)")],
+                      r"interrupted run\.")],
 )
 def test_resume_checks_the_label_names(case, match, stream_run, tmp_path, capsys,
                                        no_training):
@@ -442,3 +454,54 @@ def test_resume_checks_the_label_names(case, match, stream_run, tmp_path, capsys
     assert status == 1
     assert re.search(match, err), err
     assert not (tmp_path / "resumed.pkl").exists()
+
+
+# ------------------------------------------------ label_names, a fit parameter
+def test_model_of_an_earlier_release_keeps_its_separator(whole_model, test_csv, tmp_path,
+                                                         capsys):
+    """Check that a model file written when the command line stored label_sep_ on the
+    estimator still joins its predictions with it, and evaluate names it."""
+    model = sio.loads(sio.dumps(whole_model), trusted=TRUSTED_TYPES)
+    model.label_names_ = np.array(NAMES)  # as written then: a str array, and a separator
+    model.label_sep_ = ";"
+    path = tmp_path / "old.skops"
+    sio.dump(model, path)
+    status, _, err = _main(capsys, "predict", path, test_csv, "--out", tmp_path / "p.csv",
+                           "--quiet")
+    assert status == 0, err
+    texts = pd.read_csv(test_csv)["text"].tolist()
+    preds = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert preds["prediction"].tolist() == _joined(whole_model.predict(texts), ";")
+    labelled = _write_tags(tmp_path / "labelled.csv", ["positive", "mixed;negative"])
+    status, _, err = _main(capsys, "evaluate", path, labelled, "--label-column", "tags")
+    assert status == 1 and "(it was trained with --label-sep ';')" in err
+
+
+def test_label_names_fit_parameter(params):
+    """Check label_names of fit and partial_fit: kept as label_names_ (an object array of
+    str), refused naming label_names for one label per text, a wrong count, or other
+    names on a later chunk; a later chunk may leave it out."""
+    X, Y = make_multilabel_texts(32, seed=14)
+    clf = BertTextClassifier(**dict(params, max_iter=1))
+    clf.fit(X, Y, label_names=["pos", "neg", "mid"])
+    assert clf.label_names_.dtype == object and clf.label_names_.tolist() == ["pos", "neg",
+                                                                             "mid"]
+    clf.fit(X, Y)
+    assert not hasattr(clf, "label_names_")  # a new fit without names has none
+    y = Y[:, 0]
+    for bad, match in [((X, y, ["a", "b"]), "label_names names the columns of a multi-label"),
+                       ((X, Y, ["a", "b"]), "label_names holds 2 names, but y has 3 label "
+                                            "columns"),
+                       ((X, Y, ["a", "a", "b"]), "label_names holds 'a' more than once")]:
+        with pytest.raises(ValueError, match=match):
+            BertTextClassifier(**params).fit(*bad[:2], label_names=bad[2])
+    stream = BertTextClassifier(**dict(params, max_iter=1))
+    stream.partial_fit(X[:16], Y[:16], label_names=["pos", "neg", "mid"])
+    stream.partial_fit(X[16:], Y[16:])  # None keeps the names
+    stream.partial_fit(X[16:], Y[16:], label_names=["pos", "neg", "mid"])
+    assert stream.label_names_.tolist() == ["pos", "neg", "mid"] and stream.n_iter_ == 3
+    with pytest.raises(ValueError, match=r"label_names=\['a', 'b', 'c'\] differs from the "
+                                         r"stream's first call"):
+        stream.partial_fit(X[16:], Y[16:], label_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match="label_names holds 2 names"):
+        BertTextClassifier(**params).partial_fit(X, Y, label_names=["a", "b"])

@@ -89,14 +89,14 @@ def test_fit_on_cuda_is_seeded_by_random_state_alone(cuda_params, toy_data):
 def test_each_training_precision_learns_on_cuda(cuda_params, toy_data, dtype):
     """Check every training precision on a GPU: "auto" is bf16 on Ampere and later,
     fp16 trains through a loss scaler, and each learns the toy task."""
-    from skbert import _training
+    from skbert import _device
 
     X, y, X_test, y_test = toy_data
     if dtype == "auto":
         bf16 = torch.cuda.get_device_capability(CUDA)[0] >= 8
         expected = torch.bfloat16 if bf16 else torch.float16
-        assert _training.training_dtype("auto", CUDA) is expected
-        assert _training.inference_dtype("auto", CUDA) is expected
+        assert _device.training_dtype("auto", CUDA) is expected
+        assert _device.inference_dtype("auto", CUDA) is expected
     if dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bf16")
     clf = BertTextClassifier(**dict(cuda_params, training_dtype=dtype)).fit(X, y)

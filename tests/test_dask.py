@@ -23,5 +23,5 @@ def test_dask_ml_incremental_trains(tiny_params, toy_data):
         inc.partial_fit(dX, dy, classes=[0, 1])
     fitted = inc.estimator_
     assert fitted.n_iter_ == 25  # 5 blocks, 5 passes
-    assert fitted._trainer.state.steps == 25 * 3
+    assert fitted._stream.trainer.state.steps == 25 * 3
     assert fitted.score(X_test, y_test) > 0.85

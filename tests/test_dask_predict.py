@@ -206,9 +206,11 @@ def test_non_text_column_is_refused(ddf, fitted):
 @pytest.mark.parametrize(
     "values, error, message",
     [
-        (["good film", 5, "bad"], TypeError, "must hold only str; got int 5 at index 11"),
-        (["good film", b"bad", "ok"], TypeError, "got bytes b'bad' at index 11"),
-        (["good film", "bad", None], ValueError, r"missing text \(.*\) at index 12"),
+        (["good film", 5, "bad"], TypeError, "Texts must be str; got int 5 at index 11 of the text "
+         "column 'text'"),
+        (["good film", b"bad", "ok"], TypeError, "got bytes b'bad' at index 11 of the text column"),
+        (["good film", "bad", None], ValueError, r"Missing text \(.*\) at index 12 of the text "
+         "column"),
     ],
     ids=["int", "bytes", "missing"],
 )
@@ -224,7 +226,8 @@ def test_non_string_values_are_refused(client, fitted, values, error, message):
 def test_non_string_bag_is_refused(client, fitted):
     """Check that a Bag holding a non-str fails the computation, saying where."""
     bag = db.from_sequence(["good film", 3], npartitions=1)
-    with pytest.raises(TypeError, match="Bag must hold only str; got int 3 at position 1"):
+    with pytest.raises(TypeError, match="Texts must be str; got int 3 at position 1 of a "
+                                        "partition of the Bag"):
         skdask.predict(bag, fitted).compute()
 
 

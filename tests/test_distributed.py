@@ -23,16 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = textwrap.dedent("""
     import hashlib, json, os, pickle, sys
     import torch.distributed as dist
-    from skbert import BertTextClassifier, _checkpoint, _engine, _inputs
+    from skbert import BertTextClassifier, _checkpoint, _engine, _sources
     from tests.conftest import make_texts
 
     model_dir, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     seen, hashes = [], []
-    loss = _inputs.TokenBatches.loss
+    loss = _sources.TokenBatches.loss
     def recording_loss(self, network, batch, part):
         seen.append([int(r) for r in self.rows[batch[part]]])
         return loss(self, network, batch, part)
-    _inputs.TokenBatches.loss = recording_loss
+    _sources.TokenBatches.loss = recording_loss
     step = _engine.TrainingState.step
     def recording_step(self, parameters, *args, **kwargs):
         step(self, parameters, *args, **kwargs)

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from skbert import BertTextClassifier, MaskedLMPretrainer, _cache, _engine, _fitting, _inputs
+from skbert import BertTextClassifier, MaskedLMPretrainer, _cache, _engine, _sources
 from skbert._batching import count_batches
+from skbert._streaming import Stream
 
 from .conftest import make_texts
 
@@ -31,7 +32,7 @@ def chunks():
 def _ctrl_c_at_loss(monkeypatch, n):
     """Press Ctrl-C (a real SIGINT) during the ``n``-th training batch from now."""
     calls = []
-    loss = _inputs.batch_loss
+    loss = _sources.batch_loss
 
     def pressing(*args):
         calls.append(1)
@@ -39,7 +40,7 @@ def _ctrl_c_at_loss(monkeypatch, n):
             signal.raise_signal(signal.SIGINT)
         return loss(*args)
 
-    monkeypatch.setattr(_inputs, "batch_loss", pressing)
+    monkeypatch.setattr(_sources, "batch_loss", pressing)
     return calls
 
 
@@ -90,13 +91,13 @@ def test_nan_loss_mid_chunk_is_not_counted(tiny_model_dir, chunks, monkeypatch):
     clf = BertTextClassifier(tiny_model_dir, **STREAM).partial_fit(*chunks[0], classes=[0, 1])
     before = copy.deepcopy(clf.model_.state_dict())
     calls = []
-    loss = _inputs.batch_loss
+    loss = _sources.batch_loss
 
     def nan_on_second(*args):
         calls.append(1)
         return loss(*args) * (float("nan") if len(calls) == 2 else 1.0)
 
-    monkeypatch.setattr(_inputs, "batch_loss", nan_on_second)
+    monkeypatch.setattr(_sources, "batch_loss", nan_on_second)
     with pytest.raises(FloatingPointError, match="not counted"):
         clf.partial_fit(*chunks[1])
     assert clf.n_iter_ == 1 and clf.n_samples_seen_ == 40
@@ -132,12 +133,12 @@ def test_training_state_round_trip_continues_exactly(tiny_model_dir, chunks):
     """Check that state_dict()/load_state_dict() carry everything a stream needs."""
     clf = BertTextClassifier(tiny_model_dir, **STREAM).partial_fit(*chunks[0], classes=[0, 1])
     twin = copy.deepcopy(clf)
-    state = clf._trainer.state
+    state = clf._stream.trainer.state
     saved = copy.deepcopy(state.state_dict())  # as torch's, it shares the live tensors
     assert saved["steps"] == 3 and saved["chunks"] == 1 and saved["samples_seen"] == 40
     assert saved["plan"] == {"warmup_steps": 1, "total_steps": None, "decay": "inverse_sqrt"}
-    restored = _fitting.restore_trainer(twin, saved, torch.device("cpu"), None)
-    twin._trainer = restored
+    restored = twin._restore_trainer(saved, torch.device("cpu"), None)
+    twin._stream = Stream(restored)
     clf.partial_fit(*chunks[1])
     twin.partial_fit(*chunks[1])
     np.testing.assert_array_equal(clf.predict_proba(chunks[2][0]),
@@ -176,8 +177,9 @@ def test_set_params_max_steps_mid_stream_resumes_the_same_schedule(tiny_model_di
     whole.partial_fit(*chunks[1])
     resumed = BertTextClassifier.resume(tmp_path / "a")
     resumed.set_params(checkpoint_dir=str(tmp_path / "b"))  # "a" is whole's stream's
-    assert resumed.max_steps == 100 and resumed._trainer.state.plan.total_steps == 12
-    lrs = [[g["lr"] for g in c._trainer.state.optimizer.param_groups] for c in (whole, resumed)]
+    assert resumed.max_steps == 100 and resumed._stream.trainer.state.plan.total_steps == 12
+    lrs = [[g["lr"] for g in c._stream.trainer.state.optimizer.param_groups]
+           for c in (whole, resumed)]
     assert lrs[0] == lrs[1]
     whole.partial_fit(*chunks[2])
     resumed.partial_fit(*chunks[2])
@@ -221,7 +223,7 @@ def test_early_stopping_scores_with_the_weights(tiny_params, toy_data):
                   class_weight={0: 1.0, 1: 3.0}, inference_dtype="float32", max_length=32)
     clf = BertTextClassifier(**params).fit(X, y, sample_weight=weights)
     seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
-    _, val = _fitting.validation_split(y, seed, 0.3, why="early_stopping",
+    _, val = _sources.validation_split(y, seed, 0.3, why="early_stopping",
                                       stratify=True)
     combined = weights[val] * np.where(y[val] == 1, 3.0, 1.0)
     expected = clf.score([X[i] for i in val], y[val], sample_weight=combined)
@@ -373,7 +375,7 @@ def test_masked_lm_batch_without_masked_tokens_trains(tiny_model_dir):
         pre = MaskedLMPretrainer(tiny_model_dir, **dict(MLM, mlm_probability=1e-9)).fit(X)
     assert np.isfinite(pre.loss_curve_).all()
     ids = torch.tensor([[2, 10, 11, 3]])
-    _, labels = _inputs.mask_tokens(ids, torch.tensor([0, 2, 3]), 1e-9, 4, 50,
+    _, labels = _sources.mask_tokens(ids, torch.tensor([0, 2, 3]), 1e-9, 4, 50,
                                     torch.Generator().manual_seed(0))
     assert (labels != -100).sum() == 1  # one token chosen where the draw chose none
 

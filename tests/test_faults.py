@@ -223,8 +223,11 @@ def test_checkpoint_keeps_the_newest_and_refuses_another_runs_folder(tmp_path):
 
 
 def test_replace_folder_puts_the_old_folder_back_when_the_swap_fails(tmp_path, monkeypatch):
-    """Check that a failing rename leaves the previous folder at its name."""
+    """Check that a failing rename of the two-rename swap (where the OS has no atomic
+    exchange) leaves the previous folder at its name."""
     from skbert import _checkpoint
+
+    monkeypatch.setattr(_checkpoint, "_rename_exchange", lambda a, b: False)
 
     (tmp_path / "target").mkdir()
     (tmp_path / "target" / "f").write_text("old")

@@ -78,7 +78,7 @@ def test_int8_never_used_for_training(tiny_params):
 def test_int8_refused_off_cpu(int8, monkeypatch):
     """Check that int8 on a CUDA device is refused with the fix in the message."""
     monkeypatch.setattr(int8, "device", "cuda")
-    monkeypatch.setattr("skbert._training.resolve_device", lambda requested: torch.device("cuda"))
+    monkeypatch.setattr("skbert._device.resolve_device", lambda requested: torch.device("cuda"))
     with pytest.raises(ValueError, match=r"inference_dtype='int8' runs on the CPU only"):
         int8.predict_proba(TEXTS[:2])
 

@@ -59,8 +59,8 @@ def test_cached_features_train_the_same_head_as_on_the_fly(frozen_params, toy_da
     seed = int(np.random.RandomState(3).randint(np.iinfo(np.int32).max))
     tokenizer = cached.tokenizer_
     from skbert._engine import Trainer, TrainingPlan, TrainingState
-    from skbert._inputs import Criterion, TokenBatches
     from skbert._pretrained import load_backbone
+    from skbert._sources import Criterion, TokenBatches
     from skbert._tokenization import encode
 
     class OnTheFly(TokenBatches):  # the frozen network per batch, in the cut of features
@@ -210,7 +210,7 @@ def test_masked_lm_partial_fit_streams(tiny_model_dir, toy_data):
 
 def test_mask_tokens_follows_bert_recipe():
     """Check the 15% choice, 80/10/10 split, and that special tokens are never chosen."""
-    from skbert._inputs import mask_tokens
+    from skbert._sources import mask_tokens
 
     ids = torch.randint(10, 1000, (400, 128))
     ids[:, 0] = 2

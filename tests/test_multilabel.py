@@ -15,9 +15,8 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.utils import check_random_state
 
 from skbert import BertTextClassifier
-from skbert._classifier import TRUSTED_TYPES
-from skbert._fitting import pos_weights, tuned_thresholds, validation_split
-from skbert._inputs import Criterion, batch_loss
+from skbert._classifier import TRUSTED_TYPES, tuned_thresholds
+from skbert._sources import Criterion, batch_loss, pos_weights, validation_split
 
 from .conftest import make_multilabel_texts
 

@@ -1,8 +1,14 @@
 """What training changes in a network for a run: the seeded dropout's masks, the word
-embedding's kept gradient, and the clipping done inside the fused AdamW step."""
+embedding's kept gradient, and the clipping done inside the fused AdamW step; the attention
+switch through transformers' attention interface, and what it needs of transformers."""
 
 import contextlib
 import copy
+import inspect
+import re
+import threading
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,12 +225,201 @@ def test_prediction_on_the_cpu_keeps_transformers_masks(fitted, monkeypatch):
     """Check that prediction swaps masks only off the CPU: on the CPU transformers'
     SDPA (which skips the mask of an unpadded batch, for the flash kernel) runs as is."""
     entered = []
-    monkeypatch.setattr("skbert._fitting.masks_without_sync",
+    monkeypatch.setattr("skbert._prediction.masks_without_sync",
                         lambda module: entered.append(module) or contextlib.nullcontext())
     fitted.predict_proba(["good film", "bad plot"])
     assert entered == []
-    from skbert._fitting import unsynced_masks
+    from skbert._prediction import unsynced_masks
 
     with unsynced_masks(fitted.model_, torch.device("meta")):
         pass
     assert entered == [fitted.model_]
+
+
+def test_transformers_has_what_the_attention_switch_reads():
+    """Check, on the installed transformers, everything the attention switch relies on, so
+    that a release without it fails here rather than fits silently losing seeded attention
+    dropout or sync-free masks: the private ``_attn_implementation`` of a config (the one
+    private attribute read), the public switch and registries, and the SDPA mask's skip
+    arguments that ``_sdpa_mask`` turns off."""
+    import transformers
+    from transformers import AttentionInterface, AttentionMaskInterface, BertConfig, PreTrainedModel
+
+    assert BertConfig(attn_implementation="sdpa")._attn_implementation == "sdpa"
+    assert callable(PreTrainedModel.set_attn_implementation)
+    assert callable(AttentionInterface.register) and callable(AttentionMaskInterface.register)
+    assert callable(AttentionInterface()["sdpa"]) and callable(AttentionMaskInterface()["sdpa"])
+    skips = inspect.signature(AttentionMaskInterface()["sdpa"]).parameters
+    assert {"allow_is_bidirectional_skip", "allow_is_causal_skip"} <= skips.keys(), (
+        f"transformers {transformers.__version__}: the SDPA mask no longer takes the skip "
+        "arguments that _patches._sdpa_mask turns off on GPUs")
+
+
+def test_only_the_patches_module_reads_the_private_attention_attribute():
+    """Check that ``_patches`` is the one module of skbert that names transformers'
+    private ``_attn_implementation`` (and that it reads it in one function only)."""
+    package = Path(_patches.__file__).parent
+    naming = sorted(str(f.relative_to(package)) for f in package.rglob("*.py")
+                    if "_attn_implementation" in f.read_text(encoding="utf-8"))
+    assert naming == ["_patches.py"]
+    code = Path(_patches.__file__).read_text(encoding="utf-8")
+    assert code.count("config._attn_implementation") == 1  # in _attention_of
+
+
+def test_a_config_without_the_private_attribute_fails_loudly(tiny_model_dir):
+    """Check that a transformers whose configs lost ``_attn_implementation`` gets an error
+    naming the tested releases, not a fit whose attention dropout silently is unseeded."""
+    with pytest.raises(RuntimeError, match=r"has no _attn_implementation.*tested with "
+                                           r"transformers 5\.\d+ to 5\.\d+.*pip install"):
+        _patches._attention_of(types.SimpleNamespace())
+    assert _patches._attention_of(_tiny_bert(tiny_model_dir).config) == "sdpa"
+
+
+def test_untested_transformers_releases_get_a_warning_once(monkeypatch, caplog):
+    """Check the pinned range: a release outside ``TESTED_TRANSFORMERS`` gets a logged
+    warning at first use (with the releases to install), once, and no Python warning (a
+    newer transformers must not break code that runs under warnings as errors); a tested
+    one gets nothing."""
+    import logging
+    import warnings
+
+    import transformers
+
+    low, high = _patches.TESTED_TRANSFORMERS
+    assert _patches._tested(f"{high}.3") and _patches._tested(f"{low}.0rc1")
+    major, minor = _patches._minor(high)
+    assert not _patches._tested(f"{major}.{minor + 1}.0.dev0")
+    assert not _patches._tested("4.57.1") and not _patches._tested("6.0.0")
+    assert _patches._minor("5.26.0.dev0") == (5, 26) and _patches._minor("6") == (6, 0)
+    assert _patches._TESTED_PIP.startswith(f"pip install 'transformers>={low},<5.")
+    monkeypatch.setattr(transformers, "__version__", "5.99.0")
+    monkeypatch.setattr(_patches, "_REGISTERED", [])
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger="skbert"):
+        warnings.simplefilter("error")
+        _patches._transformers_checked()
+        _patches._transformers_checked()  # once
+        monkeypatch.setattr(transformers, "__version__",
+                            _patches.TESTED_TRANSFORMERS[1] + ".0")
+        monkeypatch.setattr(_patches, "_REGISTERED", [])
+        _patches._transformers_checked()
+    logged = [r.getMessage() for r in caplog.records if r.name == "skbert"]
+    assert len(logged) == 1
+    assert re.search(r"tested with transformers 5\.\d+ to .*this is transformers 5\.99\.0"
+                     r".*pip install", logged[0])
+
+
+def _counting_dropout(monkeypatch):
+    """Count the calls of ``_patches._dropout`` on attention weights (4-d), the ones
+    skbert's attention function makes."""
+    calls = []
+    dropout = _patches._dropout
+    monkeypatch.setattr(_patches, "_dropout", lambda x, p, generator: (
+        calls.append(x.shape) if x.dim() == 4 else None) or dropout(x, p, generator))
+    return calls
+
+
+def test_seeded_attention_runs_in_a_training_step(tiny_model_dir, monkeypatch):
+    """Check that in a training step under ``seeded_dropout`` transformers calls skbert's
+    registered attention function in every layer (its dropout drawn from the generator:
+    same seed, same outputs), and that the model has its SDPA attention back after."""
+    model = _tiny_bert(tiny_model_dir)
+    calls = _counting_dropout(monkeypatch)
+    ids = _batches()[0]
+
+    def step(seed):
+        with _patches.seeded_dropout(model, torch.Generator().manual_seed(seed)):
+            assert _patches._attention_of(model.config) == _patches._SEEDED_ATTENTION
+            out = model(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state
+            out.sum().backward()
+        return out.detach()
+
+    first = step(0)
+    assert len(calls) == model.config.num_hidden_layers
+    assert all(shape[:2] == (4, model.config.num_attention_heads) for shape in calls)
+    torch.testing.assert_close(step(0), first, rtol=0, atol=0)
+    assert not torch.equal(step(1), first)
+    assert _patches._attention_of(model.config) == "sdpa"
+    assert not list(_patches._GENERATORS.keys())
+    assert all("forward" not in m.__dict__ for m in model.modules())
+
+
+def test_seeded_attention_runs_in_every_step_of_a_fit(tiny_params, toy_data, monkeypatch):
+    """Check a whole fit: skbert's attention function (not SDPA's own dropout) draws the
+    attention dropout of every layer in every step."""
+    X, y, _, _ = toy_data
+    params = dict(tiny_params, max_iter=1, training_dtype="float32", inference_dtype="float32")
+    calls = _counting_dropout(monkeypatch)
+    fitted = BertTextClassifier(**params).fit(X, y)
+    layers = fitted.model_.backbone.config.num_hidden_layers
+    assert len(calls) == layers * -(-len(X) // params["batch_size"])
+    assert _patches._attention_of(fitted.model_.backbone.config) == "sdpa"
+
+
+def test_a_model_transformers_cannot_switch_is_left_alone(tiny_model_dir, monkeypatch):
+    """Check that a model whose ``set_attn_implementation`` refuses (transformers logs
+    why) keeps its attention, and that nothing is put back or registered for it."""
+    model = _tiny_bert(tiny_model_dir)
+    monkeypatch.setattr(model, "set_attn_implementation", lambda name: None)
+    with _patches.seeded_dropout(model, torch.Generator()):
+        assert _patches._attention_of(model.config) == "sdpa"
+        assert not list(_patches._GENERATORS.keys())
+    with _patches.masks_without_sync(model):
+        assert not _patches._MASKED_CONFIGS
+
+
+def test_masks_without_sync_counts_blocks_of_several_threads(tiny_model_dir, monkeypatch):
+    """Check the lock-counted switch with threads: the first block in switches to skbert's
+    mask, through which transformers then builds every mask; the last one out (whichever
+    thread) switches SDPA back."""
+    model = _tiny_bert(tiny_model_dir).eval()
+    sdpa, sdpa_mask = _patches._transformers_checked()
+    masks = []
+    monkeypatch.setattr(_patches, "_REGISTERED", [sdpa, lambda *args, **kwargs: (
+        masks.append(1) or sdpa_mask(*args, **kwargs))])
+    ids = torch.tensor([[2, 7, 8, 9, 3], [2, 7, 3, 0, 0]])
+    inside, leave = threading.Barrier(2), threading.Event()
+    seen = []
+
+    def block(first):
+        with _patches.masks_without_sync(model):
+            inside.wait(5)
+            if first:  # leaves first: the other thread's block still needs the mask
+                seen.append(_patches._attention_of(model.config))
+            else:
+                leave.wait(5)
+                seen.append(_patches._attention_of(model.config))
+                with torch.no_grad():
+                    model(input_ids=ids, attention_mask=(ids != 0).long())
+        if first:
+            leave.set()
+
+    threads = [threading.Thread(target=block, args=(i == 0,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [_patches._KEPT_MASK_ATTENTION] * 2
+    assert masks == [1]  # one mask per forward pass, built by skbert's function
+    assert _patches._attention_of(model.config) == "sdpa"
+    assert not _patches._MASKED_CONFIGS
+
+
+def test_a_forward_pass_off_the_cpu_never_reads_the_device(tiny_model_dir):
+    """Check end to end that under ``masks_without_sync`` transformers builds the network's
+    masks with skbert's registered mask function: on a meta device (standing for a GPU:
+    reading a meta tensor back fails) a forward pass fails with transformers' own SDPA
+    masks, which read the padding mask to decide whether to skip it, and runs with
+    skbert's."""
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    model.to("meta")
+    ids = torch.tensor([[2, 7, 8, 9, 3], [2, 7, 3, 0, 0]], device="meta")
+    mask = torch.ones(2, 5, dtype=torch.long, device="meta")
+    with torch.no_grad():
+        with pytest.raises((RuntimeError, NotImplementedError)):
+            model(input_ids=ids, attention_mask=mask)
+        with _patches.masks_without_sync(model):
+            out = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert out.device.type == "meta" and out.shape == (2, 5, model.config.hidden_size)
+    assert _patches._attention_of(model.config) == "sdpa"

@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skbert import BertTextClassifier, _training
+from skbert import BertTextClassifier, _device
 
 from .conftest import make_texts
 
@@ -90,15 +90,15 @@ def test_inference_dtype_auto_resolution(monkeypatch):
     """Check that "auto" picks bf16 on CPUs where bf16 pays and fp32 otherwise."""
     cpu = torch.device("cpu")
     monkeypatch.delenv("SKBERT_CPU_BF16", raising=False)  # the suite's forced answer
-    monkeypatch.setattr(_training, "cpu_bf16_pays", lambda: True)
-    assert _training.inference_dtype("auto", cpu) is torch.bfloat16
-    monkeypatch.setattr(_training, "cpu_bf16_pays", lambda: False)
-    assert _training.inference_dtype("auto", cpu) is None
-    assert _training.inference_dtype("float32", cpu) is None
-    assert _training.inference_dtype("bfloat16", cpu) is torch.bfloat16
+    monkeypatch.setattr(_device, "cpu_bf16_pays", lambda: True)
+    assert _device.inference_dtype("auto", cpu) is torch.bfloat16
+    monkeypatch.setattr(_device, "cpu_bf16_pays", lambda: False)
+    assert _device.inference_dtype("auto", cpu) is None
+    assert _device.inference_dtype("float32", cpu) is None
+    assert _device.inference_dtype("bfloat16", cpu) is torch.bfloat16
     for forced, expected in (("1", torch.bfloat16), ("0", None)):  # the suite's switch
         monkeypatch.setenv("SKBERT_CPU_BF16", forced)
-        assert _training.inference_dtype("auto", cpu) is expected
+        assert _device.inference_dtype("auto", cpu) is expected
 
 
 @pytest.mark.parametrize(
@@ -120,19 +120,19 @@ def test_cpu_bf16_pays_needs_the_flag_and_a_measured_gain(
         timed.extend(dtypes)
         return [fp32_seconds if d is torch.float32 else bf16_seconds for d in dtypes]
 
-    monkeypatch.setattr(_training, "cpu_has_native_bf16", lambda: flags)
-    monkeypatch.setattr(_training, "_best_linear_seconds", fake_seconds)
-    _training.cpu_bf16_pays.cache_clear()
+    monkeypatch.setattr(_device, "cpu_has_native_bf16", lambda: flags)
+    monkeypatch.setattr(_device, "_best_linear_seconds", fake_seconds)
+    _device.cpu_bf16_pays.cache_clear()
     try:
-        assert _training.cpu_bf16_pays() is expected
+        assert _device.cpu_bf16_pays() is expected
         assert bool(timed) is flags
     finally:
-        _training.cpu_bf16_pays.cache_clear()
+        _device.cpu_bf16_pays.cache_clear()
 
 
 def test_best_linear_seconds_times_the_requested_dtype():
     """Check that the self-test times a real product in each dtype it is given."""
-    seconds = _training._best_linear_seconds((torch.float32, torch.bfloat16), repeats=2)
+    seconds = _device._best_linear_seconds((torch.float32, torch.bfloat16), repeats=2)
     assert len(seconds) == 2 and all(0 < s < 10 for s in seconds)
 
 
@@ -157,18 +157,18 @@ def test_training_dtype_resolution(monkeypatch):
     bf16 on request, fp16 needs CUDA."""
     cpu = torch.device("cpu")
     monkeypatch.setenv("SKBERT_CPU_BF16", "0")
-    assert _training.training_dtype("auto", cpu) is None
+    assert _device.training_dtype("auto", cpu) is None
     monkeypatch.setenv("SKBERT_CPU_BF16", "1")
-    assert _training.training_dtype("auto", cpu) is torch.bfloat16
+    assert _device.training_dtype("auto", cpu) is torch.bfloat16
     monkeypatch.delenv("SKBERT_CPU_BF16")
-    monkeypatch.setattr(_training, "cpu_bf16_pays", lambda: False)
-    assert _training.training_dtype("auto", cpu) is None
-    monkeypatch.setattr(_training, "cpu_bf16_pays", lambda: True)
-    assert _training.training_dtype("auto", cpu) is torch.bfloat16
-    assert _training.training_dtype("float32", cpu) is None
-    assert _training.training_dtype("bfloat16", cpu) is torch.bfloat16
+    monkeypatch.setattr(_device, "cpu_bf16_pays", lambda: False)
+    assert _device.training_dtype("auto", cpu) is None
+    monkeypatch.setattr(_device, "cpu_bf16_pays", lambda: True)
+    assert _device.training_dtype("auto", cpu) is torch.bfloat16
+    assert _device.training_dtype("float32", cpu) is None
+    assert _device.training_dtype("bfloat16", cpu) is torch.bfloat16
     with pytest.raises(ValueError, match="training_dtype='float16' needs a CUDA device"):
-        _training.training_dtype("float16", cpu)
+        _device.training_dtype("float16", cpu)
 
 
 def test_bf16_training_on_cpu_learns_reproducibly(tiny_params, toy_data):

@@ -1,7 +1,6 @@
 """Progress bars: per epoch of fit (loss, total, time left), per prediction call (in
 texts), and the command line's (totals counted from the file; hidden by --quiet)."""
 
-import argparse
 import gzip
 import re
 
@@ -10,9 +9,11 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
-from skbert import BertTextClassifier, _cli, _fitting
+from skbert import BertTextClassifier, _prediction
 from skbert._batching import count_batches
+from skbert._cli import data as cli_data
 from skbert._cli import main
+from skbert._cli import options as cli_options
 from skbert._io import read_frames
 
 from .conftest import make_texts
@@ -108,13 +109,13 @@ def test_text_progress_scales_windows_to_texts():
             self.n += k
 
     bar = Bar()
-    advance = _fitting.text_progress(bar, 10, 25)  # 10 texts of 25 windows
+    advance = _prediction.text_progress(bar, 10, 25)  # 10 texts of 25 windows
     seen = []
     for n in (7, 7, 7, 4):
         advance(n)
         seen.append(bar.n)
     assert seen == [2, 5, 8, 10]
-    assert _fitting.text_progress(None, 10, 25) is None
+    assert _prediction.text_progress(None, 10, 25) is None
 
 
 def test_unsized_input_bar_counts_without_a_total(model, toy_data, capsys):
@@ -141,9 +142,8 @@ def test_frozen_base_fit_shows_the_features_bar(tiny_params, toy_data, capsys):
 
 
 # -------------------------------------------------------------- command line
-def _args(path, **options):
-    return argparse.Namespace(**dict(dict(data=path, data_format=None, encoding=None,
-                                          no_header=False, quiet=False), **options))
+def _data(path, no_header=False):
+    return cli_data.DataFile(path, header=not no_header)
 
 
 ROWS = [("good film", 1), ("bad, dull plot", 0), ("the acting", 1), ("", 0), ("ok", 1)]
@@ -161,7 +161,7 @@ def _frame():
 def test_count_rows_is_exact(case, block, tmp_path, monkeypatch):
     """Check the row count of DATA against the rows read, for each format and layout
     (in blocks of 3 bytes too, so that lines and blank ends straddle blocks)."""
-    monkeypatch.setattr(_cli, "_COUNT_BLOCK", block)
+    monkeypatch.setattr(cli_data, "COUNT_BLOCK", block)
     frame, options = _frame(), {}
     ext = case.split("-")[0]
     path = tmp_path / f"data.{ext}"
@@ -183,7 +183,7 @@ def test_count_rows_is_exact(case, block, tmp_path, monkeypatch):
     header = not options.get("no_header", False)
     read = read_frames(path, "text" if header else 0, None, 2, header=header)
     assert sum(map(len, read)) == len(ROWS)
-    assert _cli._count_rows(_args(path, **options)) == len(ROWS)
+    assert cli_data.count_rows(_data(path, **options)) == len(ROWS)
 
 
 def test_quoted_newlines_over_count_and_the_bar_ends_at_the_rows_read(model, tmp_path,
@@ -195,7 +195,7 @@ def test_quoted_newlines_over_count_and_the_bar_ends_at_the_rows_read(model, tmp
     texts[2], texts[7] = "good film\nreally", "bad\n\nplot"
     data = tmp_path / "data.csv"
     pd.DataFrame({"text": texts}).to_csv(data, index=False)
-    assert _cli._count_rows(_args(data)) == len(texts) + 3  # an estimate: 3 line breaks
+    assert cli_data.count_rows(_data(data)) == len(texts) + 3  # an estimate: 3 line breaks
     path = tmp_path / "model.skops"
     sio.dump(_verbose_copy(model), path)
     assert main(["predict", str(path), str(data), "--out", str(tmp_path / "p.csv")]) == 0
@@ -203,7 +203,7 @@ def test_quoted_newlines_over_count_and_the_bar_ends_at_the_rows_read(model, tmp
     assert _counts(err, "predict")[-1] == (len(texts), len(texts))
     assert "rows/s" in err and "texts" not in err
 
-    with _cli._progress(_args(data), 5, desc="rows") as bar:
+    with cli_options.progress(False, 5, desc="rows") as bar:
         bar.update(3)
     assert bar.total == 3
     assert _counts(capsys.readouterr().err, "rows")[-1] == (3, 3)

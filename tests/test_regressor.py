@@ -12,7 +12,7 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 
 from skbert import TRUSTED_TYPES, BertTextRegressor
-from skbert._inputs import Criterion, batch_loss
+from skbert._sources import Criterion, batch_loss
 
 from .conftest import make_texts
 
@@ -98,14 +98,14 @@ def test_early_stopping_scores_r2_on_the_held_out_rows(tiny_params, data):
     held-out rows with the kept weights gives ``best_validation_score_``."""
     from sklearn.utils import check_random_state
 
-    from skbert import _fitting
+    from skbert import _sources
 
     X, t, _, _ = data
     params = dict(tiny_params, early_stopping=True, max_iter=6, validation_fraction=0.25,
                   inference_dtype="float32")
     reg = BertTextRegressor(**params).fit(X, t)
     seed = check_random_state(0).randint(np.iinfo(np.int32).max)
-    _, val_rows = _fitting.validation_split(t, seed, 0.25, why="early_stopping",
+    _, val_rows = _sources.validation_split(t, seed, 0.25, why="early_stopping",
                                             stratify=False)
     held_out = reg.score([X[i] for i in val_rows], t[val_rows])
     assert held_out == pytest.approx(reg.best_validation_score_, abs=1e-5)

@@ -219,8 +219,6 @@ def test_folder_of_another_run_is_refused_before_training(tiny_model_dir, chunks
                                                           monkeypatch):
     """Check that a new stream into a folder of another run's checkpoints is refused
     before its first chunk trains (it was refused only when writing, after training)."""
-    import skbert._fitting
-
     folder = tmp_path / "ck"
     BertTextClassifier(tiny_model_dir, **STREAM, checkpoint_dir=folder).partial_fit(
         *chunks[0], classes=[0, 1])
@@ -228,7 +226,7 @@ def test_folder_of_another_run_is_refused_before_training(tiny_model_dir, chunks
     def no_training(*args, **kwargs):
         raise AssertionError("a trainer was built")
 
-    monkeypatch.setattr(skbert._fitting, "new_trainer", no_training)
+    monkeypatch.setattr(BertTextClassifier, "_new_trainer", no_training)
     with pytest.raises(ValueError, match="belongs to another run"):
         BertTextClassifier(tiny_model_dir, **STREAM, checkpoint_dir=folder).partial_fit(
             *chunks[0], classes=[0, 1])
@@ -398,10 +396,9 @@ def test_read_only_checkpoint_dir_is_refused_before_training(tiny_model_dir, tmp
     """Check that a read-only checkpoint_dir is refused, naming it, before a trainer is
     built or anything trains."""
     done = run_with_fault(_FAULT_CHILD.format(model=tiny_model_dir, stream=STREAM) + """
-import skbert._fitting
 def no_training(*args, **kwargs):
     raise AssertionError("a trainer was built")
-skbert._fitting.new_trainer = no_training
+BertTextClassifier._new_trainer = no_training
 make_read_only()
 try:
     clf.partial_fit(X[:40], y[:40], classes=[0, 1])
@@ -453,7 +450,8 @@ print("OK")
 
 # ------------------------------------------------------------ earlier versions
 @pytest.mark.parametrize("version, kind", [("7c183a0", "skops"), ("7c183a0", "pkl"),
-                                           ("1118b28", "skops")])
+                                           ("1118b28", "skops"), ("80ce964", "skops"),
+                                           ("80ce964", "pkl")])
 def test_model_files_of_earlier_versions_load(version, kind):
     """Check that files saved by earlier skbert versions (tests/data/old_versions) load,
     give every parameter (the ones they predate at their defaults), and predict as they
@@ -471,6 +469,24 @@ def test_model_files_of_earlier_versions_load(version, kind):
     texts = json.loads((OLD_VERSIONS / version / "texts.json").read_text())
     proba = clf.set_params(inference_dtype="float32").predict_proba(texts)
     np.testing.assert_allclose(proba, np.load(OLD_VERSIONS / version / "proba.npy"), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["skops", "pkl"])
+def test_model_files_of_the_last_release_continue_training(kind):
+    """Check that a model file written before the modules were re-cut (80ce964) loads,
+    continues training with partial_fit and predicts with the new weights."""
+    path = OLD_VERSIONS / "80ce964" / f"model.{kind}"
+    if kind == "skops":
+        clf = sio.load(path, trusted=TRUSTED)
+    else:
+        with open(path, "rb") as f:
+            clf = pickle.load(f)
+    texts = json.loads((OLD_VERSIONS / "80ce964" / "texts.json").read_text())
+    before = clf.set_params(inference_dtype="float32").predict_proba(texts)
+    X, y = make_texts(16, seed=3)
+    clf.set_params(learning_rate=5e-3).partial_fit(X, y)
+    assert clf.n_iter_ == 1 and clf.n_samples_seen_ == 16
+    assert not np.allclose(clf.predict_proba(texts), before, atol=1e-4)
 
 
 def test_saved_state_carries_its_format_and_a_newer_one_is_refused(fitted):
@@ -492,7 +508,7 @@ def test_saved_state_carries_its_format_and_a_newer_one_is_refused(fitted):
 def test_shuffled_streams_of_many_classes_are_not_flagged():
     """Check that shuffled streams of small chunks (500 classes of 2 rows; 2 classes in
     chunks of 1 to 5) raise no unshuffled warning, while a sorted stream still does."""
-    from skbert._fitting import warn_if_unshuffled
+    from skbert._streaming import warn_if_unshuffled
 
     def warnings_of(y, n_classes, size):
         classes, seen = np.arange(n_classes), np.zeros(n_classes, dtype=np.int64)

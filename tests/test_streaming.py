@@ -38,13 +38,13 @@ def test_partial_fit_learns_over_chunks(tiny_model_dir, chunks, toy_data):
     _, _, X_test, y_test = toy_data
     clf = BertTextClassifier(tiny_model_dir, **dict(STREAM, max_steps=48, learning_rate=1e-2))
     clf.partial_fit(*chunks[0], classes=[0, 1])
-    optimizer = clf._trainer.state.optimizer
-    steps = clf._trainer.state.steps
+    optimizer = clf._stream.trainer.state.optimizer
+    steps = clf._stream.trainer.state.steps
     assert steps == 3  # 40 texts in batches of 16
     for X, y in chunks[1:] * 3:
         clf.partial_fit(X, y)
-    assert clf._trainer.state.optimizer is optimizer and optimizer.state
-    assert clf._trainer.state.steps == 3 * (1 + 5 * 3)
+    assert clf._stream.trainer.state.optimizer is optimizer and optimizer.state
+    assert clf._stream.trainer.state.steps == 3 * (1 + 5 * 3)
     assert clf.n_iter_ == len(clf.loss_curve_) == 16
     assert clf.score(X_test, y_test) > 0.85
 
@@ -101,13 +101,13 @@ def test_partial_fit_warns_on_unshuffled_chunks(tiny_model_dir, chunks):
 def test_stream_schedule_decays(tiny_model_dir, chunks):
     """Check warmup then inverse-sqrt decay without max_steps, and 0 at max_steps."""
     clf = _stream(tiny_model_dir, chunks)
-    lrs = [g["lr"] for g in clf._trainer.state.optimizer.param_groups]
-    warmup = clf._trainer.state.plan.warmup_steps
+    lrs = [g["lr"] for g in clf._stream.trainer.state.optimizer.param_groups]
+    warmup = clf._stream.trainer.state.plan.warmup_steps
     assert warmup == 1  # 10% of the first chunk's 3 steps, at least 1
     # The rate of the next step, after 18: sqrt(warmup / (18 + 1)).
     np.testing.assert_allclose(lrs[0], 5e-3 * np.sqrt(warmup / 19), rtol=1e-6)
     bounded = _stream(tiny_model_dir, chunks, max_steps=18)
-    assert bounded._trainer.state.optimizer.param_groups[0]["lr"] == 0.0
+    assert bounded._stream.trainer.state.optimizer.param_groups[0]["lr"] == 0.0
 
 
 def test_stream_past_max_steps_warns_once_at_the_callers_line(tiny_model_dir, chunks):
@@ -125,7 +125,7 @@ def test_stream_past_max_steps_warns_once_at_the_callers_line(tiny_model_dir, ch
             clf.partial_fit(X, y, classes=[0, 1])
         caught += [(i, w) for w in seen if "more than max_steps" in str(w.message)]
         clf.set_params(max_steps=1000)
-    assert clf._trainer.state.optimizer.param_groups[0]["lr"] == 0.0
+    assert clf._stream.trainer.state.optimizer.param_groups[0]["lr"] == 0.0
     assert len(caught) == 1
     (i, w), = caught
     assert i == 3

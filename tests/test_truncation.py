@@ -140,6 +140,33 @@ def test_text_pairs_take_head_truncation_only(tiny_params, mode):
         BertTextClassifier(**dict(tiny_params, truncation=mode)).fit(pairs, [1, 0] * 4)
 
 
+@pytest.mark.parametrize("max_length", [2, 3, 4])
+def test_max_length_that_cannot_hold_a_pair_is_refused(tokenizer, tiny_params, max_length):
+    """Check that a max_length below a pair's 3 special tokens plus one token of each
+    text is refused, naming max_length, by encode, by fit before training and by
+    predict after set_params (it came back uncut, then crashed predict in torch)."""
+    pairs = [("good film " * 40, "yes " * 40), ("bad film", "no")]
+    message = rf"max_length={max_length} cannot hold a text pair: the tokenizer adds 3 "
+    with pytest.raises(ValueError, match=message + r".*Use max_length >= 5 for text pairs"):
+        encode(tokenizer, pairs, max_length)
+    X = np.array([["good film", "yes"], ["bad film", "no"]] * 4)
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=1, max_length=max_length))
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, [1, 0] * 4)
+    assert not hasattr(clf, "model_")
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=1)).fit(X, [1, 0] * 4)
+    with pytest.raises(ValueError, match=message):
+        clf.set_params(max_length=max_length).predict(np.array(pairs, dtype=object))
+
+
+def test_smallest_max_length_for_pairs_keeps_a_token_of_each_text(tokenizer):
+    """Check that max_length=5 cuts every pair to [CLS] a [SEP] b [SEP]."""
+    pairs = [("good film " * 40, "yes " * 40), ("bad", "no no no no")]
+    enc = encode(tokenizer, pairs, 5)
+    assert np.diff(enc.offsets).tolist() == [5, 5]
+    assert enc.type_ids.tolist() == [0, 0, 0, 1, 1] * 2
+
+
 # --------------------------------------------------------------------- training
 def _tail_task(n, seed):
     """Long texts whose label shows only in their last word: "head" cannot see it."""
@@ -186,16 +213,19 @@ def test_window_training_counts_texts_and_plans_windows(long_params, tail_task, 
     enc = encode(window_clf.tokenizer_, X, 16, truncation="window")
     n_windows = int(enc.windows[-1])
     assert n_windows > 2 * len(X)  # a real test: long texts are several windows
-    from skbert import _fitting
+    from skbert._batching import count_batches
+    from skbert._engine import TrainingPlan
 
     plans = []
-    real = _fitting.plan
+    real = TrainingPlan.of_run
     try:
-        _fitting.plan = lambda est, n, inc: plans.append(n) or real(est, n, inc)
+        TrainingPlan.of_run = lambda per_pass, **kw: plans.append(per_pass) or real(
+            per_pass, **kw)
         BertTextClassifier(**dict(long_params, truncation="window", max_iter=1)).fit(X, y)
     finally:
-        _fitting.plan = real
-    assert plans == [n_windows]
+        TrainingPlan.of_run = real
+    assert plans == [count_batches(n_windows, long_params["batch_size"], length_grouped=True)]
+    assert plans != [count_batches(len(X), long_params["batch_size"], length_grouped=True)]
 
 
 @pytest.mark.parametrize("how", ["mean", "max"])

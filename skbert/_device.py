@@ -1,7 +1,7 @@
-"""Devices, precision, the optimizer, and batched prediction: functions, no state.
+"""Where and in what precision the network runs: the device (local rank included), the
+training and inference precision (the CPU bf16 probe), and host-to-device copies.
 
-The training loop that uses them is ``_engine``. This module uses ``_batching`` and
-nothing else from skbert.
+Functions of values, no state. Of skbert it imports ``_batching`` (padding) only.
 """
 
 import functools
@@ -9,7 +9,6 @@ import os
 import re
 import time
 
-import numpy as np
 import torch
 
 from ._batching import pad_batch, pad_multiple
@@ -190,21 +189,6 @@ def inference_dtype(requested, device):
     return None
 
 
-def adamw(groups, device):
-    """AdamW over parameter ``groups``, fused into one kernel where torch has one.
-
-    The default for-loop AdamW of torch walks the parameters one tensor at a time; on
-    a CPU its step took about as long as the forward pass of a batch. The fused kernel
-    (CPU and CUDA, torch >= 2.4) does the same update in one pass over memory.
-    """
-    if device.type in ("cpu", "cuda"):
-        try:
-            return torch.optim.AdamW(groups, fused=True)
-        except (RuntimeError, ValueError, TypeError):  # an older torch or odd dtypes
-            pass
-    return torch.optim.AdamW(groups)
-
-
 def host_to_device(tensor, device):
     """``tensor`` (on the host) on ``device``: on CUDA through page-locked memory and
     without blocking, so the copy waits for no GPU work in flight."""
@@ -226,48 +210,3 @@ def batch_to_device(encoding, rows, pad_id, device):
     if token_type_ids is not None:
         tensors["token_type_ids"] = torch.from_numpy(token_type_ids)
     return {k: host_to_device(v, device) for k, v in tensors.items()}
-
-
-@torch.inference_mode()
-def predict_batches(
-    forward, encoding, rows, batches, *, pad_id, device, dtype=None, progress=None
-):
-    """Outputs of ``forward`` for the texts ``rows``, in that order, as float32.
-
-    Parameters
-    ----------
-    forward : callable
-        Maps a batch of padded tensors (keyword arguments) to one output row per
-        text: the module itself for logits, its ``features`` for pooled vectors.
-    encoding : skbert._tokenization.Encoding
-        Flat token ids of all sequences.
-    rows : ndarray of int of shape (n,)
-        Which sequences of ``encoding`` to run.
-    batches : list of ndarray
-        Positions in ``rows`` of each batch; together every position exactly once.
-    pad_id : int
-        Padding token id.
-    device : torch.device
-        Where the module lives (in eval mode).
-    dtype : torch.dtype or None
-        Autocast dtype (bf16 or fp16), or None for full precision.
-    progress : callable or None
-        Called with the number of rows of each batch once it is on its way (on an
-        accelerator, queued: no wait for the device).
-
-    Returns
-    -------
-    out : ndarray of float32 of shape (n, width)
-        Row ``i`` belongs to text ``rows[i]``.
-    """
-    results = []  # stay on the device: one host copy at the end, no sync per batch
-    for positions in batches:
-        inputs = batch_to_device(encoding, rows[positions], pad_id, device)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            results.append(forward(**inputs).float())
-        if progress is not None:
-            progress(len(positions))
-    values = torch.cat(results).cpu().numpy()
-    out = np.empty_like(values)
-    out[np.concatenate(batches)] = values
-    return out

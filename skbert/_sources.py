@@ -14,14 +14,18 @@ outputs are scored against them.
   head only;
 - :class:`MaskedTokenBatches`: masked language modelling of unlabelled texts.
 
-Of skbert it uses ``_batching`` and ``_training``.
+Which rows train and which are held out (:func:`validation_split`) and the loss weights
+of texts and labels (:func:`loss_weights`, :func:`pos_weights`) are here too. Of skbert
+it imports ``_batching`` and ``_device``.
 """
+
+from numbers import Integral
 
 import numpy as np
 import torch
 
 from ._batching import training_batches
-from ._training import batch_to_device, host_to_device
+from ._device import batch_to_device, host_to_device
 
 
 class Criterion:
@@ -252,3 +256,89 @@ def mask_tokens(input_ids, special_ids, probability, mask_id, vocab_size, genera
         vocab_size, input_ids.shape, generator=generator
     )[random_positions]
     return masked, labels
+
+
+def loss_weights(class_weight, classes, y, targets, sample_weight):
+    """Per-text loss weights from ``sample_weight`` and ``class_weight``, or None.
+
+    Normalised to a mean of 1 over the texts given, so that only relative weights
+    matter: a uniform scale of all weights changes nothing (as in scikit-learn's
+    estimators), and the learning rate keeps its meaning.
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    if isinstance(class_weight, dict):
+        unknown = [k for k in class_weight if k not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(
+                f"class_weight has keys {unknown!r} that are not classes in y; "
+                f"the classes are {classes.tolist()!r}."
+            )
+    weights = None
+    if class_weight is not None:
+        weights = compute_class_weight(class_weight, classes=classes, y=y)[targets]
+    if sample_weight is not None:
+        weights = sample_weight if weights is None else weights * sample_weight
+    if weights is None:
+        return None
+    total = weights.sum()
+    if not total > 0:
+        raise ValueError(
+            "sample_weight (times class_weight) is 0 for every text: nothing to learn from."
+        )
+    return weights * (len(weights) / total)
+
+
+def pos_weights(class_weight, Y):
+    """Weights of each label's positives in a multi-label loss, or None.
+
+    "balanced": negatives over positives of each label, so that both weigh alike; a
+    dict maps label columns to weights.
+    """
+    n_labels = Y.shape[1]
+    if class_weight is None:
+        return None
+    if class_weight == "balanced":
+        positives = Y.sum(0)
+        return (len(Y) - positives) / np.maximum(positives, 1)
+    unknown = [k for k in class_weight
+               if isinstance(k, bool) or not isinstance(k, Integral) or not 0 <= k < n_labels]
+    if unknown:
+        raise ValueError(
+            f"class_weight has keys {unknown!r} that are not label columns: for a "
+            f"multi-label y it maps label columns 0 to {n_labels - 1} to the weight of "
+            "their positives."
+        )
+    weights = np.ones(n_labels)
+    for column, weight in class_weight.items():
+        weights[column] = weight
+    return weights
+
+
+def validation_split(targets, seed, fraction, *, why, stratify):
+    """Row indices for training and, when ``why`` names what needs one (such as
+    "early_stopping"), for validation: ``fraction`` of the rows, stratified by
+    ``targets`` when ``stratify``, else at random. ``why=None``: all rows train."""
+    rows = np.arange(len(targets))
+    if why is None:
+        return rows, None
+    from sklearn.model_selection import train_test_split
+
+    advice = f"Use more data, a larger validation_fraction, or {why}=False."
+    try:
+        train_rows, val_rows = train_test_split(
+            rows, test_size=fraction, random_state=seed,
+            stratify=targets if stratify else None,
+        )
+    except ValueError as exc:
+        every = " with every class represented" if stratify else ""
+        raise ValueError(
+            f"{why} could not hold out validation_fraction={fraction} of {len(rows)} "
+            f"texts{every}: {exc} {advice}"
+        ) from None
+    if len(val_rows) < 2:  # R² (and any score worth stopping on) needs two texts
+        raise ValueError(
+            f"{why} holds out validation_fraction={fraction} of {len(rows)} texts, which "
+            f"is {len(val_rows)} text; a validation score needs at least 2. {advice}"
+        )
+    return np.sort(train_rows), np.sort(val_rows)

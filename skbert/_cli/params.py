@@ -1,10 +1,12 @@
-"""An estimator's parameters as typed command-line flags, made from its
-``_parameter_constraints``, its signature and its numpydoc docstring, so that the flags
-cannot drift from the estimator: ``--learning-rate FLOAT (default: 5e-05)``.
+"""An estimator's parameters as typed command-line flags, made from what its constraints
+accept (`skbert._validation.parameter_kinds`), its signature and its numpydoc docstring,
+so that the flags cannot drift from the estimator: ``--learning-rate FLOAT (default:
+5e-05)``.
 
 Also the suggestions for a parameter name that does not exist, including the names other
 libraries use for the same thing (``lr``, ``epochs``, ``num_train_epochs``, ``seed``,
-``warmup_ratio``). A wing of the command line: it reads public class attributes only.
+``warmup_ratio``), and the estimator built from the flags, its values checked before any
+data is read.
 """
 
 import argparse
@@ -12,7 +14,9 @@ import ast
 import difflib
 import inspect
 import re
-from numbers import Integral
+
+from .._validation import check_params, parameter_kinds
+from .options import CommandError
 
 # Names that users of Hugging Face, Keras, PyTorch Lightning and skorch type for a
 # parameter of skbert's estimators.
@@ -75,26 +79,12 @@ def _none(text):
     return text.strip().lower() in ("none", "null")
 
 
-def converter(name, constraints):
-    """A function turning a flag's text into a value the constraints may accept, with
-    a metavar and the choices (or None); scikit-learn's validation checks the rest."""
-    from sklearn.utils._param_validation import Interval, StrOptions
+def converter(name, kinds, accepts_none):
+    """A function turning a flag's text into a value the parameter may accept, with
+    a metavar; scikit-learn's validation checks the rest.
 
-    accepts_none = None in constraints
-    kinds = []
-    for c in constraints:
-        if isinstance(c, Interval):
-            kinds.append("int" if c.type is Integral else "float")
-        elif isinstance(c, StrOptions):
-            kinds.append("choice")
-        elif c in ("random_state", "verbose"):
-            kinds.append("int")
-        elif c is tuple:
-            kinds.append("tuple")
-        elif c is str or getattr(c, "__name__", "") == "PathLike":
-            kinds.append("str")
-    choices = next((sorted(c.options) for c in constraints if isinstance(c, StrOptions)),
-                   None)
+    ``kinds`` and ``accepts_none`` are as `parameter_kinds` gives them.
+    """
 
     def convert(text):
         if accepts_none and _none(text):
@@ -118,7 +108,7 @@ def converter(name, constraints):
 
     metavar = ("INT" if kinds[:1] == ["int"] else "FLOAT" if kinds[:1] == ["float"]
                else "SIZES" if "tuple" in kinds else "TEXT")
-    return convert, metavar, choices
+    return convert, metavar
 
 
 def add_parameter_flags(parser, cls, aliases=None, skip=()):
@@ -129,7 +119,7 @@ def add_parameter_flags(parser, cls, aliases=None, skip=()):
     ----------
     parser : argparse.ArgumentParser
     cls : type
-        An estimator class with ``_parameter_constraints`` and a numpydoc docstring.
+        A scikit-learn estimator class with a numpydoc docstring.
     aliases : dict of str to list of str, default=None
         Extra flag spellings of a parameter, such as ``{"max_iter": ["--epochs"]}``.
     skip : collection of str, default=()
@@ -137,29 +127,70 @@ def add_parameter_flags(parser, cls, aliases=None, skip=()):
     """
     docs = docstring_parameters(cls)
     defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+    accepted = parameter_kinds(cls)
     group = parser.add_argument_group(
         f"{cls.__name__} parameters" + (" (with --regression)" if skip else ""),
         "Each flag sets the estimator parameter of the same name (see the API reference); "
         "--param NAME=VALUE sets any of them too." if not skip else None)
-    for name, constraints in cls._parameter_constraints.items():
+    for name, (kinds, choices, accepts_none, n_constraints) in accepted.items():
         if name in OWN_FLAGS or name in skip:
             continue
         _, description = docs.get(name, ("", ""))
         default = defaults.get(name)
         flags = [f"--{name.replace('_', '-')}", *(aliases or {}).get(name, [])]
         help_text = f"{first_sentence(description)} (default: {default!r})".replace("%", "%%")
-        if constraints == ["boolean"]:
+        if kinds == ["boolean"] and n_constraints == 1:
             group.add_argument(*flags, dest=f"param:{name}", default=argparse.SUPPRESS,
                                action=argparse.BooleanOptionalAction, help=help_text)
             continue
-        convert, metavar, choices = converter(name, constraints)
-        only = choices if choices is not None and len(constraints) == 1 else None
+        convert, metavar = converter(name, kinds, accepts_none)
+        only = choices if choices is not None and n_constraints == 1 else None
         if only is not None:  # these strings and nothing else: argparse checks them
             metavar = "{" + ",".join(only) + "}"
         group.add_argument(*flags, dest=f"param:{name}", default=argparse.SUPPRESS,
                            type=convert, metavar=metavar, choices=only, help=help_text)
 
 
-def given_parameters(args):
-    """The estimator parameters set by flags of ``add_parameter_flags``."""
+def flag_values(args):
+    """The estimator parameters set by flags of ``add_parameter_flags`` in the parsed
+    command line ``args``."""
     return {k.split(":", 1)[1]: v for k, v in vars(args).items() if k.startswith("param:")}
+
+
+def merge_params(params, flags):
+    """The parameters of ``--param`` (a list of ``(name, value)``) and of the parameter
+    flags (a dict) together; both at once must agree."""
+    merged = dict(params)
+    for name, value in flags.items():
+        if name in merged and merged[name] != value:
+            raise CommandError(
+                f"--{name.replace('_', '-')} {value!r} and --param {name}={merged[name]!r} "
+                "disagree; give one of them."
+            )
+        merged[name] = value
+    return merged
+
+
+def check_param_names(params, known, kind="BertTextClassifier"):
+    """Refuse a parameter name not in ``known``, suggesting the closest."""
+    for name in params:
+        if name not in known:
+            hint = suggestion(name, known)
+            listed = "" if hint else (f"{kind}'s parameters are: {', '.join(known)}. ")
+            raise CommandError(
+                f"Unknown parameter {name!r} in --param {name}=...; {hint}{listed}"
+                "'skbert fit --help' lists each with its type and default."
+            )
+
+
+def make_estimator(cls, params, **options):
+    """``cls(**params, **options)`` (options that are not None), its parameter names and
+    values checked before any data is read."""
+    check_param_names(params, cls().get_params(), cls.__name__)
+    params = dict(params, **{k: v for k, v in options.items() if v is not None})
+    model = cls(**params)
+    try:
+        check_params(model)
+    except ValueError as exc:
+        raise CommandError(f"Bad --param value: {exc}") from exc
+    return model
