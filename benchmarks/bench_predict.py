@@ -223,7 +223,7 @@ def bench_dataset(name, texts, clf, seq_model, tokenizer, pipe, repeats, peak, o
     settings = [("torch", "float32")] + [("torch", "auto")] * AUTO_IS_BF16 + [("torch", "int8")]
     settings += [("openvino", "auto")] * OPENVINO
     for backend, dtype in settings:
-        for budget in (1024, 2048, 4096):
+        for budget in BUDGETS:
             clf.set_params(inference_backend=backend, inference_dtype=dtype,
                            predict_batch_tokens=budget)
             setting = dtype if backend == "torch" else f"{backend}, {dtype}"
@@ -325,6 +325,10 @@ def plot(results, path):
          cpu_of(results))
 
 
+# Token budgets of skbert's rows (--quick: the default only).
+BUDGETS = (1024, 2048, 4096)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
@@ -333,8 +337,19 @@ def main(argv=None):
                         help="timed runs of each path (after a warm-up); the median is shown")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false",
                         help="skip the ONNX Runtime rows (needs onnxruntime, onnxscript)")
-    parser.add_argument("--out", default=Path(__file__).parent / "results" / "bench_predict.json")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few minutes: 500 texts of each set, 2 repeats, the default "
+                             "token budget only, no ONNX rows")
+    parser.add_argument("--out", default=None,
+                        help="JSON to write (default: results/bench_predict.json, or "
+                             "bench_predict_quick.json with --quick)")
     args = parser.parse_args(argv)
+    args.out = args.out or Path(__file__).parent / "results" / (
+        "bench_predict_quick.json" if args.quick else "bench_predict.json")
+    if args.quick:
+        global BUDGETS
+        BUDGETS = (2048,)
+        args.n_ag_news, args.repeats, args.onnx = min(args.n_ag_news, 500), 2, False
     require(args.data_dir)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
@@ -345,6 +360,8 @@ def main(argv=None):
         seq_model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2).eval()
         pipe = pipeline("text-classification", model=seq_model, tokenizer=tokenizer, device=-1)
     sst_texts, sst_y = sst2(args.data_dir, "dev")
+    if args.quick:
+        sst_texts = sst_texts[:500]
     ag_texts, _ = ag_news(args.data_dir)
     ag_texts = ag_texts[: args.n_ag_news]
     # A briefly fitted classifier: throughput does not depend on how well it was trained.

@@ -108,8 +108,16 @@ def main(argv=None):
     parser.add_argument("--n-train", type=int, default=8000)
     parser.add_argument("--no-trainer-bf16", action="store_true",
                         help="leave out the Trainer with bf16=True (run where bf16 is native)")
-    parser.add_argument("--out", default=Path(__file__).parent / "results" / "bench_train.json")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few minutes: 1,000 training texts")
+    parser.add_argument("--out", default=None,
+                        help="JSON to write (default: results/bench_train.json, or "
+                             "bench_train_quick.json with --quick)")
     args = parser.parse_args(argv)
+    args.out = args.out or Path(__file__).parent / "results" / (
+        "bench_train_quick.json" if args.quick else "bench_train.json")
+    if args.quick:
+        args.n_train = min(args.n_train, 1000)
     require(args.data_dir)
     X, y = subsample(*sst2(args.data_dir, "train"), args.n_train, seed=0)
     X_dev, y_dev = sst2(args.data_dir, "dev")

@@ -202,6 +202,9 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
     thresholds_ : ndarray of shape (n_labels,)
         Multi-label only: the probability at or above which ``predict`` sets each
         label; 0.5 unless ``tune_thresholds``.
+    label_names_ : ndarray of str of shape (n_labels,)
+        Multi-label only, when ``fit`` (or the first ``partial_fit``) was given
+        ``label_names``: the name of each label column of ``classes_``.
     model_ : torch.nn.Module
         The fine-tuned encoder with its pooling and head.
     tokenizer_ : transformers.PreTrainedTokenizerFast
@@ -426,6 +429,15 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
             weights = loss_weights(None, classes, y, y, sample_weight)
             criterion = Criterion("multilabel", pos_weights(self.class_weight, y))
             fitted["thresholds_"] = np.full(len(classes), 0.5)
+            tuned = getattr(self, "thresholds_", None) if incremental else None
+            if tuned is not None and not np.array_equal(tuned, fitted["thresholds_"]):
+                warnings.warn(
+                    "partial_fit continues a multi-label model whose thresholds_ were "
+                    "tuned on held-out texts (tune_thresholds=True); a chunk holds no "
+                    "held-out texts to tune them on, so they return to 0.5 once it is "
+                    "trained. Refit with tune_thresholds=True to tune them again.",
+                    UserWarning, stacklevel=5,
+                )
             return _Targets(y, weights, y.sum(0).astype(np.int64), criterion, fitted,
                             stratify=False,
                             holdout="tune_thresholds" if self.tune_thresholds else None)

@@ -11,6 +11,7 @@ imports nothing but a head factory that the caller names as trusted. Of skbert i
 ``_checkpoint`` (the atomic folder swap), ``_modeling`` and ``_pretrained``.
 """
 
+import contextlib
 import importlib
 import json
 import math
@@ -267,8 +268,15 @@ def folder_config(estimator):
 
 
 def resolve_folder(name_or_path, revision):
-    """A local folder, or the snapshot of a Hugging Face repository (downloaded once)."""
+    """A local folder, or the snapshot of a Hugging Face repository (downloaded once).
+
+    A folder that a killed save left only under its hidden ``.<name>.old-*`` name (where
+    the file system has no atomic exchange) is put back first."""
+    from ._checkpoint import recover_folder
+
     name = os.fspath(name_or_path)
+    with contextlib.suppress(OSError):
+        recover_folder(name)
     if os.path.isdir(name):
         return Path(name)
     if os.path.exists(name) or name.startswith((".", "~", os.sep)) or name.count("/") > 1:

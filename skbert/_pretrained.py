@@ -38,7 +38,11 @@ def resolve_model_path(name_or_path, revision=None):
         Within about two seconds, for an id that is neither cached nor answered for by
         the hub (no network, ``HF_HUB_OFFLINE``, or no such model).
     """
+    from ._checkpoint import recover_folder
+
     name = os.fspath(name_or_path)
+    with contextlib.suppress(OSError):  # a folder a killed save left aside goes back
+        recover_folder(name)
     if os.path.isdir(name):
         return check_model_folder(name)
     if name == DEFAULT_MODEL and revision is None:

@@ -7,7 +7,7 @@ A stream in memory is one :class:`Stream` (its trainer, the lock on its
 chunk either completes (weights, counters, fitted attributes and the checkpoint advance
 together, :meth:`StreamingMixin._commit_chunk`) or halts the stream counted at its last
 completed chunk. Of skbert it imports ``_validation``, and ``_checkpoint``, ``_device``,
-``_distributed``, ``_engine`` and ``_pretrained`` inside the functions.
+``_distributed``, ``_engine``, ``_modeling`` and ``_pretrained`` inside the functions.
 """
 
 import io
@@ -332,7 +332,7 @@ class StreamingMixin:
         def broken(file, exc):
             return ValueError(
                 f"Checkpoint file {os.fspath(file)!r} is corrupt, truncated or not written "
-                f"by skbert ({type(exc).__name__}: {exc}). Nothing was changed; remove the "
+                f"by skbert ({_described(exc)}). Nothing was changed; remove the "
                 f"folder {path.name} to resume from the checkpoint before it."
             )
 
@@ -358,7 +358,7 @@ class StreamingMixin:
             if not isinstance(state, dict):
                 raise TypeError(f"it holds a {type(state).__name__}, not a training state")
         except Exception as exc:
-            raise broken(state_file, _plain(exc)) from None
+            raise broken(state_file, exc) from None
         device = resolve_device(estimator.device)
         try:
             trainer = estimator._restore_trainer(state, device, data_parallel(device))
@@ -372,16 +372,19 @@ class StreamingMixin:
         return estimator
 
 
-def _plain(exc):
-    """``exc`` without torch's advice to load with ``weights_only=False`` (which would
-    run whatever code a crafted file holds): its first line only."""
+def _described(exc):
+    """``exc`` as "Type: text" in one line, without torch's advice to load with
+    ``weights_only=False`` (which would run whatever code a crafted file holds): of a
+    weights-only refusal, what torch found (an unsupported opcode, a blocked global)."""
     import pickle
 
     text = str(exc)
     if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        return type(exc)(first.rstrip(" .") + " (not a plain training state)")
-    return exc
+        found = [line.strip() for line in text.splitlines()
+                 if line.strip() and "weights_only" not in line and "torch.load" not in line
+                 and not line.startswith("Please file an issue")]
+        return f"not a plain training state: {found[0].rstrip('.') if found else 'unreadable'}"
+    return f"{type(exc).__name__}: {' '.join(text.split())}"
 
 
 def _assign(estimator, values, dropped=()):
@@ -405,15 +408,21 @@ _MISSING = object()
 def check_built_like(module, *, head, head_dropout, pooling, freeze_base, max_length):
     """Refuse to continue training ``module`` under parameters that would build another
     network, or a ``max_length`` beyond its positions (``set_params`` after fitting)."""
+    from ._modeling import head_dropout as dropout_of
     from ._pretrained import check_max_length
 
-    check_max_length(module.backbone.config, max_length)
+    config = module.backbone.config
+    check_max_length(config, max_length)
     requested = {"head": head, "head_dropout": head_dropout, "pooling": pooling,
                  "freeze_base": freeze_base}
     built = {"head": module.head_spec, "head_dropout": module.head_dropout_spec,
              "pooling": module.pooling, "freeze_base": module.frozen}
     for name, value in built.items():
-        if requested[name] != value:
+        # head_dropout=None means the backbone's dropout: the same network as that value
+        # (files of the first release stored the value, not None).
+        same = (dropout_of(config, requested[name]) == dropout_of(config, value)
+                if name == "head_dropout" else requested[name] == value)
+        if not same:
             raise ValueError(
                 f"{name}={requested[name]!r}, but the fitted network was built with "
                 f"{name}={value!r}; partial_fit continues that network. Set {name} "

@@ -1,6 +1,7 @@
 """Multi-label targets: a 2-D 0/1 indicator y, sigmoid outputs, per-label thresholds."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -78,6 +79,25 @@ def test_tuned_thresholds_are_used_by_predict(tiny_params, multilabel_data):
     proba = clf.predict_proba(X_test)
     np.testing.assert_array_equal(clf.predict(X_test),
                                   (proba >= clf.thresholds_).astype(int))
+
+
+def test_partial_fit_says_when_it_drops_tuned_thresholds(tiny_params, multilabel_data):
+    """Check that the first partial_fit chunk after a fit with tuned thresholds warns,
+    naming thresholds_, that they return to 0.5 (it dropped them silently), and that
+    later chunks (thresholds already 0.5) and untuned models do not warn."""
+    X, Y, _, _ = multilabel_data
+    params = dict(tiny_params, inference_dtype="float32", max_iter=1, tune_thresholds=True,
+                  validation_fraction=0.3)
+    clf = BertTextClassifier(**params).fit(X, Y)
+    assert np.any(clf.thresholds_ != 0.5)
+    clf.set_params(tune_thresholds=False)
+    with pytest.warns(UserWarning, match=r"thresholds_ were tuned .* return to 0\.5") as seen:
+        clf.partial_fit(X[:20], Y[:20])
+    assert seen[0].filename == __file__
+    np.testing.assert_array_equal(clf.thresholds_, [0.5, 0.5, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.partial_fit(X[20:40], Y[20:40])
 
 
 @settings(max_examples=60, deadline=None)

@@ -299,11 +299,12 @@ def test_sigkill_between_the_renames_is_recovered_without_an_exchange(fitted, pi
                                                                       tmp_path):
     """Check that where the OS has no exchange, a SIGKILL between the two renames
     leaves the old folder whole under a hidden name, that recover_folder puts it back
-    byte for byte (never deleting it), and that the next save does so before writing."""
+    byte for byte (never deleting it), and that from_pretrained and the next save do so
+    before reading or writing."""
     target = tmp_path / "model"
     fitted.save_pretrained(target)
     before = _files(target)
-    for then in ("recover", "save"):
+    for then in ("recover", "load", "save"):
         run_killed(_SAVE_CHILD.format(pickled=os.fspath(pickled), target=os.fspath(target),
                                       no_exchange=True), env=_env())
         assert not target.exists()  # the instant the fallback cannot avoid
@@ -312,6 +313,9 @@ def test_sigkill_between_the_renames_is_recovered_without_an_exchange(fitted, pi
             assert _checkpoint.recover_folder(target)
             assert _files(target) == before
             assert not _checkpoint.recover_folder(target)  # nothing more to do
+        elif then == "load":  # from_pretrained puts it back before it reads the folder
+            BertTextClassifier.from_pretrained(target)
+            assert _files(target) == before
         else:
             fitted.save_pretrained(target)
             assert _files(target) == before  # the same model saved again
