@@ -16,7 +16,7 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -72,7 +72,8 @@ class _Targets(NamedTuple):
     holdout: object = None
 
 
-class _BertTextEstimator(StreamingMixin, HubMixin, BaseEstimator):
+class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMixin,
+                         TransformerMixin, BaseEstimator):
     """The shared machinery of skbert's estimators (not public: use a subclass).
 
     Subclasses declare their parameters in ``__init__`` (scikit-learn reads them from
@@ -166,6 +167,7 @@ class _BertTextEstimator(StreamingMixin, HubMixin, BaseEstimator):
         from ._cache import texts_digest
         from ._modeling import check_batch_norm
         from ._sources import validation_split
+
         if incremental and self.early_stopping:
             raise ValueError(
                 "partial_fit does not support early_stopping=True: a chunk has no "
@@ -489,9 +491,11 @@ class _BertTextEstimator(StreamingMixin, HubMixin, BaseEstimator):
 
         The vectors the head maps to logits (after the ``pooling`` step), batched like
         ``predict``. They let a fine-tuned (or frozen-base) skbert model feed another
-        estimator, e.g. in a ``Pipeline``. There is no ``fit_transform`` of its own: a
-        ``Pipeline`` step calls ``fit(X, y)`` and then ``transform(X)``, so the
-        features of the training texts come from the network fine-tuned on them.
+        estimator, e.g. in a ``Pipeline`` or a ``ColumnTransformer``. ``fit_transform``
+        is ``fit(X, y)`` then ``transform(X)``, so the features of the training texts
+        come from the network fine-tuned on them. Their names are
+        ``get_feature_names_out()`` ("berttextclassifier0", ...), and
+        ``set_output(transform="pandas")`` makes ``transform`` return a DataFrame.
 
         Parameters
         ----------
@@ -501,10 +505,16 @@ class _BertTextEstimator(StreamingMixin, HubMixin, BaseEstimator):
         Returns
         -------
         features : ndarray of float32 of shape (n_samples, hidden_size)
-            One row per text, in input order.
+            One row per text, in input order (a DataFrame under
+            ``set_output(transform="pandas")``).
         """
         check_is_fitted(self)
         return self._predict_logits(X, features=True)
+
+    @property
+    def _n_features_out(self):
+        """Width of ``transform``'s output (for ``get_feature_names_out``)."""
+        return self.model_.backbone.config.hidden_size
 
     # -------------------------------------------------------- tags, persistence
     def __sklearn_tags__(self):
@@ -512,6 +522,7 @@ class _BertTextEstimator(StreamingMixin, HubMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.two_d_array = False
         tags.target_tags.required = True
+        tags.transformer_tags.preserves_dtype = []  # transform gives float32 embeddings
         return tags
 
     def __getstate__(self):

@@ -3,7 +3,7 @@
 Covers fit, partial_fit, predict*, score, set_params, persistence and the command line;
 valid but odd text (empty, emoji, right-to-left, zero-width, very long) must work.
 Training faults (NaN loss, out of memory, Ctrl-C, failed saves) are in test_faults.py,
-and the command line's own subprocess tests in test_cli.py.
+and the command line's own subprocess tests in the test_cli_*.py files.
 """
 
 import copy

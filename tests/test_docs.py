@@ -140,3 +140,29 @@ def test_docs_link_check_sees_images_links_and_snippets():
     assert "assets/bench_accuracy.png" in targets
     assert "speed.md" in targets
     assert "CHANGELOG.md" in targets
+
+
+def _test_references(text):
+    """``(file, test)`` of every ``test_x.py::test_y`` in ``text``; a bare ``::test_z``
+    names a test of the file named before it."""
+    found, current = [], None
+    for file, name in re.findall(r"`(test_\w+\.py)?::(test_\w+)", text):
+        current = file or current
+        found.append((current, name))
+    return found
+
+
+def test_guarantees_name_tests_that_exist():
+    """Check that every test docs/guarantees.md (or any docs page) points to as the proof
+    of a promise exists, so that the page cannot claim a test that was renamed or
+    removed."""
+    missing, seen = [], 0
+    for page in DOC_PAGES:
+        for file, name in _test_references(page.read_text(encoding="utf-8")):
+            seen += 1
+            path = ROOT / "tests" / (file or "")
+            if file is None or not path.is_file() or not re.search(
+                    rf"^def {name}\(", path.read_text(encoding="utf-8"), flags=re.M):
+                missing.append(f"{page.name}: {file}::{name}")
+    assert seen > 20  # the check sees the page's references
+    assert not missing, "\n".join(missing)

@@ -109,3 +109,48 @@ def test_cross_val_score_with_proba_scorer_in_pipeline(tiny_params, toy_data):
     assert scores.min() > 0.8
     f1 = cross_val_score(pipe, X, np.array(["b", "a"])[y], cv=3, scoring="f1_macro")
     assert f1.min() > 0.7
+
+
+# ------------------------------------------------------------------ pandas output
+def test_feature_names_out_name_each_embedding_dimension(fitted):
+    """Check that get_feature_names_out names transform's columns after the class (as
+    PCA does), one per hidden dimension, and refuses an unfitted estimator."""
+    from sklearn.exceptions import NotFittedError
+
+    names = fitted.get_feature_names_out()
+    width = fitted.model_.backbone.config.hidden_size
+    assert names.tolist() == [f"berttextclassifier{i}" for i in range(width)]
+    with pytest.raises(NotFittedError):
+        BertTextClassifier().get_feature_names_out()
+
+
+def test_set_output_pandas_in_a_pipeline_and_a_column_transformer(tiny_params, toy_data):
+    """Check that set_output(transform="pandas") gives named DataFrame columns from skbert
+    as a Pipeline step and inside a ColumnTransformer beside a numeric column, with the
+    values of the plain transform."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, X_test, _ = toy_data
+    params = dict(tiny_params, max_iter=1, inference_dtype="float32")
+    pipe = Pipeline([("bert", BertTextClassifier(**params)), ("scale", StandardScaler())])
+    pipe.set_output(transform="pandas").fit(X, y)
+    out = pipe.transform(pd.Series(X_test, index=range(100, 100 + len(X_test))))
+    assert isinstance(out, pd.DataFrame) and out.columns[0] == "berttextclassifier0"
+    assert out.index.tolist() == list(range(100, 100 + len(X_test)))
+    frame = pd.DataFrame({"review": X, "stars": np.arange(len(X)) % 5})
+    columns = ColumnTransformer([("text", BertTextClassifier(**params), "review"),
+                                 ("num", "passthrough", ["stars"])])
+    model = Pipeline([("features", columns), ("clf", LogisticRegression(max_iter=200))])
+    model.set_output(transform="pandas").fit(frame, y)
+    features = model[:-1].transform(frame)
+    assert isinstance(features, pd.DataFrame)
+    assert features.columns[-1] == "num__stars" and "text__berttextclassifier0" in features
+    plain = model.named_steps["features"].named_transformers_["text"]
+    np.testing.assert_allclose(
+        features.filter(like="text__").to_numpy(), plain.set_output(transform="default")
+        .transform(frame["review"]), rtol=1e-6)
+    assert model.score(frame, y) > 0.5
