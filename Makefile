@@ -28,14 +28,17 @@ lint: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-# The suite runs twice, with inference_dtype="auto" forced to bf16 and to fp32 on the
-# CPU, so that it passes on every kind of CPU whatever this one's probe says. The second
-# pass leaves out the slow tests (the real default model and the docs' examples, which
-# check behaviour, not numbers of one precision) and those marked any_precision (which
-# never run torch's "auto" path) to keep CI well under 30 minutes.
+# The fast tests run twice, with inference_dtype="auto" forced to bf16 and to fp32 on the
+# CPU, so that the suite passes on every kind of CPU whatever this one's probe says (the
+# second pass leaves out those marked any_precision, which never run torch's "auto" path).
+# The slow tests (the real default model, the docs' examples and the golden outputs)
+# check behaviour, not numbers of one precision: they run once, in the precision this
+# CPU's probe picks. Forced to bf16 on a CPU without bf16 units they ran emulated bf16,
+# many times slower (the README's examples alone took over 25 minutes on an AVX2 EPYC).
 test: lint docs
-	$(PY) -m pytest --cpu-bf16=on
+	$(PY) -m pytest --cpu-bf16=on -m "not slow"
 	$(PY) -m pytest --cpu-bf16=off -m "not slow and not any_precision"
+	$(PY) -m pytest --cpu-bf16=probe -m slow
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
