@@ -454,19 +454,25 @@ print("OK")
 
 
 # ------------------------------------------------------------ earlier versions
-@pytest.mark.parametrize("version, kind", [("7c183a0", "skops"), ("7c183a0", "pkl"),
-                                           ("1118b28", "skops"), ("80ce964", "skops"),
-                                           ("80ce964", "pkl")])
+OLD_FILES = [("7c183a0", "skops"), ("7c183a0", "pkl"), ("1118b28", "skops"),
+             ("80ce964", "skops"), ("80ce964", "pkl")]
+
+
+def _old_model(version, kind):
+    """The classifier saved by skbert ``version`` as ``model.<kind>`` (skops or pickle)."""
+    path = OLD_VERSIONS / version / f"model.{kind}"
+    if kind == "skops":
+        return sio.load(path, trusted=TRUSTED)
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+@pytest.mark.parametrize("version, kind", OLD_FILES)
 def test_model_files_of_earlier_versions_load(version, kind):
     """Check that files saved by earlier skbert versions (tests/data/old_versions) load,
     give every parameter (the ones they predate at their defaults), and predict as they
     did."""
-    path = OLD_VERSIONS / version / f"model.{kind}"
-    if kind == "skops":
-        clf = sio.load(path, trusted=TRUSTED)
-    else:
-        with open(path, "rb") as f:
-            clf = pickle.load(f)
+    clf = _old_model(version, kind)
     defaults = BertTextClassifier().get_params()
     params = clf.get_params()
     assert params.keys() == defaults.keys()
@@ -476,21 +482,14 @@ def test_model_files_of_earlier_versions_load(version, kind):
     np.testing.assert_allclose(proba, np.load(OLD_VERSIONS / version / "proba.npy"), atol=1e-5)
 
 
-@pytest.mark.parametrize("version, kind", [("7c183a0", "skops"), ("7c183a0", "pkl"),
-                                           ("1118b28", "skops"), ("80ce964", "skops"),
-                                           ("80ce964", "pkl")])
+@pytest.mark.parametrize("version, kind", OLD_FILES)
 def test_model_files_of_earlier_versions_continue_training(version, kind):
     """Check that a model file of an earlier release continues training with partial_fit
     and predicts with the new weights. Bug (issue 33): the first release stored the
     head's dropout as its value (0.1), which partial_fit took for a changed network
     under today's default head_dropout=None (the backbone's 0.1); 80ce964 is the last
     release before the modules were re-cut."""
-    path = OLD_VERSIONS / version / f"model.{kind}"
-    if kind == "skops":
-        clf = sio.load(path, trusted=TRUSTED)
-    else:
-        with open(path, "rb") as f:
-            clf = pickle.load(f)
+    clf = _old_model(version, kind)
     texts = json.loads((OLD_VERSIONS / version / "texts.json").read_text())
     before = clf.set_params(inference_dtype="float32").predict_proba(texts)
     X, y = make_texts(16, seed=3)

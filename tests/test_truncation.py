@@ -218,12 +218,10 @@ def test_window_training_counts_texts_and_plans_windows(long_params, tail_task, 
 
     plans = []
     real = TrainingPlan.of_run
-    try:
-        TrainingPlan.of_run = lambda per_pass, **kw: plans.append(per_pass) or real(
-            per_pass, **kw)
+    with pytest.MonkeyPatch.context() as patch:  # puts the classmethod back as it was
+        patch.setattr(TrainingPlan, "of_run", classmethod(
+            lambda cls, per_pass, **kw: plans.append(per_pass) or real(per_pass, **kw)))
         BertTextClassifier(**dict(long_params, truncation="window", max_iter=1)).fit(X, y)
-    finally:
-        TrainingPlan.of_run = real
     assert plans == [count_batches(n_windows, long_params["batch_size"], length_grouped=True)]
     assert plans != [count_batches(len(X), long_params["batch_size"], length_grouped=True)]
 
