@@ -331,6 +331,7 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         sample_weight)`` would weigh them.
         """
         import torch
+        from tqdm.auto import tqdm
 
         from ._prediction import batch_tokens, sequence_outputs
         from ._sources import FeatureBatches, TokenBatches
@@ -343,10 +344,12 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         w_train = None if weights is None else weights[of_row]
 
         def frozen_features(rows, n_texts, desc):  # of the frozen base, once, on the device
-            out = sequence_outputs(module.features, module, encoding, rows, pad_id=pad_id,
-                                   device=device, n_texts=n_texts, desc=desc,
-                                   budget=batch_tokens(self.predict_batch_tokens, device),
-                                   show=self.verbose > 0 and trainer.is_main)
+            show = self.verbose > 0 and trainer.is_main
+            with tqdm(total=n_texts, desc=desc, unit=" texts", disable=not show,
+                      leave=False) as bar:
+                out = sequence_outputs(module.features, module, encoding, rows, pad_id=pad_id,
+                                       device=device, n_texts=n_texts, progress=bar,
+                                       budget=batch_tokens(self.predict_batch_tokens, device))
             return torch.from_numpy(out).to(device)
 
         if self.freeze_base:

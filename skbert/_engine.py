@@ -353,7 +353,6 @@ class Trainer:
     parallel : _distributed.DataParallel or None
     tokenizer : transformers.PreTrainedTokenizerFast or None
         The tokenizer of the texts, carried for the trainers that make token batches.
-
     """
 
     def __init__(self, network, module, state, *, device, dtype=None, max_grad_norm=None,

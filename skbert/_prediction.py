@@ -179,13 +179,10 @@ def outputs(module, encoding, texts=None, *, pad_id, device, budget, dtype=None,
     forward = module.features if features else module
     start = None if progress is None else progress.n
     while True:
-        batches = sorted_batches(np.diff(encoding[2])[rows], budget,
-                                 multiple_of=pad_multiple(device.type))
         try:
-            with unsynced_masks(module, device):
-                out = predict_batches(forward, encoding, rows, batches, pad_id=pad_id,
-                                      device=device, dtype=dtype,
-                                      progress=text_progress(progress, len(texts), len(rows)))
+            out = sequence_outputs(forward, module, encoding, rows, pad_id=pad_id,
+                                   device=device, budget=budget, dtype=dtype,
+                                   progress=progress, n_texts=len(texts))
             return pool_windows(out, owner, window_pooling)
         except torch.OutOfMemoryError:
             if budget <= MIN_BATCH_TOKENS:
@@ -273,18 +270,17 @@ def predict_batches(
 
 
 def sequence_outputs(forward, module, encoding, rows, *, pad_id, device, budget, n_texts,
-                     show=False, desc="features"):
-    """Outputs of ``forward`` (such as ``module.features``) for the sequences ``rows`` of
-    ``encoding``, one row a sequence (windows are not pooled), in full precision.
+                     dtype=None, progress=None):
+    """Outputs of ``forward`` (``module`` or its ``features``) for the sequences ``rows``
+    of ``encoding``, one row a sequence (windows are not pooled), in input order.
 
-    The frozen base's features, which the head then trains on. With ``show``, a
-    progress bar labelled ``desc`` counts the ``n_texts`` texts of the sequences.
+    The sequences run length-sorted in batches of at most ``budget`` tokens, under
+    autocast to ``dtype`` (None: full precision, as the frozen base's features, which
+    the head then trains on). ``progress`` (a tqdm bar or None) advances by ``n_texts``
+    in all.
     """
-    from tqdm.auto import tqdm
-
     batches = sorted_batches(np.diff(encoding[2])[rows], budget,
                              multiple_of=pad_multiple(device.type))
-    with tqdm(total=n_texts, desc=desc, unit=" texts", disable=not show, leave=False) as bar, \
-            unsynced_masks(module, device):
+    with unsynced_masks(module, device):
         return predict_batches(forward, encoding, rows, batches, pad_id=pad_id, device=device,
-                               progress=text_progress(bar, n_texts, len(rows)))
+                               dtype=dtype, progress=text_progress(progress, n_texts, len(rows)))
