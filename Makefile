@@ -14,12 +14,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[test,docs]"
+	@# The Spark tests need a Java runtime (17 or later for Spark 4): installed with apt-get
+	@# where none is on PATH and this runs as root; otherwise those tests skip, saying how.
+	@command -v java >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends default-jre-headless >/dev/null; } \
+		|| echo "No Java runtime: the Spark tests will skip (apt-get install default-jre-headless)."
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# make demo QUICK=1: 1,000 texts and one epoch, a few times faster.
+QUICK ?=
 demo: install
-	$(PY) benchmarks/demo.py
+	$(PY) benchmarks/demo.py $(if $(QUICK),--quick)
 
 lint: install
 	$(VENV)/bin/ruff check skbert tests benchmarks

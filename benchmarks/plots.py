@@ -25,7 +25,7 @@ CHARTED = sorted(["bench_accuracy", "bench_cache", "bench_calibration", "bench_d
                   "bench_ddp", "bench_defaults", "bench_int8_accuracy", "bench_long",
                   "bench_modes", "bench_multilabel", "bench_padding", "bench_predict",
                   "bench_scaling", "bench_stream", "bench_stsb", "bench_train", "demo",
-                  "gpu_check", "grid_search_lr"], key=len, reverse=True)
+                  "gpu_check", "grid_search_lr", "bench_uncertainty"], key=len, reverse=True)
 
 
 def script_of(json_path):

@@ -12,7 +12,6 @@ inside the methods so that ``import skbert`` stays light.
 
 import os
 import threading
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -151,6 +150,11 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
     def _check_chunk(self, target, seen):
         """Called before a ``partial_fit`` chunk trains, with the stream's counts so far."""
 
+    def _validation_score(self, criterion, outputs, targets, weights):
+        """The score early stopping maximises on the held-out rows: ``criterion.score``
+        (the estimator's ``score``) unless the estimator says otherwise."""
+        return criterion.score(outputs, targets, weights)
+
     def _upgrade_state(self, state):
         """Fill in what a state saved by an earlier skbert lacks (``__setstate__``)."""
         return state
@@ -180,7 +184,7 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         target = self._targets(y, len(texts), sample_weight, classes, incremental)
         tokenizer = self._run_tokenizer(incremental) if trainer is None else trainer.tokenizer
         encoding = self._encode(tokenizer, texts, cache=True)
-        self._warn_truncated(tokenizer, texts, encoding, stacklevel=6)
+        self._warn_truncated(tokenizer, texts, encoding, "fit")
         seed, device, parallel = (self._new_run() if trainer is None
                                   else (None, trainer.device, trainer.parallel))
         if parallel is not None:
@@ -214,26 +218,31 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
 
     def _train(self, trainer, source, validation, fitted, encoding, val_rows, targets):
         """``fit``'s passes, with early stopping when ``validation`` scores them; then set
-        the fitted attributes ``fitted`` and those of the run."""
+        the fitted attributes ``fitted`` and those of the run.
+
+        After Ctrl-C (the loop's ``Interrupted``, once the step in progress is complete)
+        the estimator is fitted as far as it trained, with ``interrupted_=True``, and then
+        ``KeyboardInterrupt`` stops the caller (a script, a search)."""
         import torch
 
-        from ._engine import EarlyStopping, Interrupted, oom_error, warn_interrupted
+        from ._engine import EarlyStopping, Interrupted, interrupted_error, oom_error
 
         stopper = None if validation is None else EarlyStopping(
             trainer.module, self.n_iter_no_change, self.tol)
+        interrupted = None
         try:
             losses = trainer.train(source, self.max_iter, validation=validation,
                                    stopper=stopper, verbose=self.verbose)
         except Interrupted as stop:
-            losses = stop.losses
-            warn_interrupted(stop, stacklevel=7)
+            losses, interrupted = stop.losses, stop
         except torch.OutOfMemoryError as exc:
             raise oom_error(trainer.device, self.batch_size, self.max_length) from exc
         for name in ("_derived_model", "validation_scores_", "best_validation_score_",
                      *self._run_attributes):  # of the network fitted before
             vars(self).pop(name, None)
         fitted.update(n_iter_=len(losses), loss_curve_=losses,
-                      n_samples_seen_=trainer.state.samples_seen)
+                      n_samples_seen_=trainer.state.samples_seen,
+                      interrupted_=interrupted is not None)
         if stopper is not None:
             stopper.restore_best()
             fitted.update(validation_scores_=stopper.scores,
@@ -241,6 +250,8 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         for name, value in fitted.items():
             setattr(self, name, value)
         self._after_fit(trainer, encoding, val_rows, targets)
+        if interrupted is not None:
+            raise interrupted_error(interrupted)
         return self
 
     def _new_run(self):
@@ -333,6 +344,7 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         import torch
         from tqdm.auto import tqdm
 
+        from ._engine import resolve_verbose
         from ._prediction import batch_tokens, sequence_outputs
         from ._sources import FeatureBatches, TokenBatches
 
@@ -344,7 +356,7 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         w_train = None if weights is None else weights[of_row]
 
         def frozen_features(rows, n_texts, desc):  # of the frozen base, once, on the device
-            show = self.verbose > 0 and trainer.is_main
+            show = resolve_verbose(self.verbose) > 0 and trainer.is_main
             with tqdm(total=n_texts, desc=desc, unit=" texts", disable=not show,
                       leave=False) as bar:
                 out = sequence_outputs(module.features, module, encoding, rows, pad_id=pad_id,
@@ -378,7 +390,7 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         w_val = None if weights is None else weights[val_rows]
 
         def validation():
-            return criterion.score(val_logits(), targets[val_rows], w_val)
+            return self._validation_score(criterion, val_logits(), targets[val_rows], w_val)
 
         return source, validation
 
@@ -395,23 +407,18 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         return encode(tokenizer, texts, self.max_length, truncation=self.truncation,
                       stride=self.window_stride, cache=cache)
 
-    def _warn_truncated(self, tokenizer, texts, encoding, stacklevel):
-        """Warn when more than ``_TRUNCATED_SHARE`` of ``texts`` were cut; return whether
-        it warned."""
-        from ._tokenization import count_truncated
+    def _warn_truncated(self, tokenizer, texts, encoding, call):
+        """Warn when more than ``_TRUNCATED_SHARE`` of ``texts`` were cut (once per
+        process for this estimator's setting and ``call``, "fit" or "predict", on the
+        user's line: ``_tokenization.warn_truncated``); return whether that many were."""
+        from ._tokenization import count_truncated, warn_truncated
 
         cut = count_truncated(tokenizer, texts, encoding, self.max_length)
         if cut <= _TRUNCATED_SHARE * len(texts):
             return False
-        kept = ("its first" if self.truncation == "head"
-                else "the first quarter and the last of its")
-        warnings.warn(
-            f"{cut} of {len(texts)} texts ({cut / len(texts):.0%}) are longer than "
-            f"max_length={self.max_length} tokens; truncation={self.truncation!r} keeps "
-            f"{kept} {self.max_length} tokens. Raise max_length (up to the model's "
-            "max_position_embeddings), or set truncation='window' to read every token.",
-            UserWarning, stacklevel=stacklevel,
-        )
+        warn_truncated(cut, len(texts), self.max_length, self.truncation,
+                       setting=(type(self).__name__, str(self.model_name_or_path),
+                                self.revision, self.max_length, self.truncation, call))
         return True
 
     # --------------------------------------------------------------- prediction
@@ -448,10 +455,13 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         the pooled features the head maps to them), through ``_prediction``'s one path.
 
         With ``verbose`` above 0, one progress bar on stderr counts the texts of the
-        call; a call warns once when too many of its texts were truncated.
+        call (under "auto", where someone watches and once the call has run
+        ``_prediction.AUTO_BAR_DELAY`` seconds); a call warns once when too many of its
+        texts were truncated.
         """
         from ._device import resolve_device
-        from ._prediction import iter_chunk_outputs
+        from ._engine import resolve_verbose
+        from ._prediction import AUTO_BAR_DELAY, iter_chunk_outputs
         from ._pretrained import check_max_length
 
         check_max_length(self.model_.backbone.config, self.max_length)  # set_params after fit
@@ -470,14 +480,16 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         def warn_once(texts, encoding):
             nonlocal warned
             warned = warned or self._warn_truncated(self.tokenizer_, texts, encoding,
-                                                    stacklevel=8)
+                                                    "predict")
 
         def run(encoding, progress):
             return self._outputs(module, encoding, None, pad_id, device, features=features,
                                  progress=progress)
 
         yield from iter_chunk_outputs(X, chunk_size, encode=encode, run=run,
-                                      on_encoded=warn_once, show=self.verbose > 0,
+                                      on_encoded=warn_once,
+                                      show=resolve_verbose(self.verbose) > 0,
+                                      delay=AUTO_BAR_DELAY if self.verbose == "auto" else 0,
                                       desc="transform" if features else "predict")
 
     def _predict_logits(self, X, *, features=False):

@@ -76,9 +76,13 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         ``truncation="window"``: how the outputs (logits, or the features of
         ``transform``) of a text's windows become the text's: their mean, or their
         element-wise max.
-    pooling : {"mean", "cls"}, default="mean"
+    pooling : {"mean", "cls", "pooler"}, default="mean"
         How token states become one vector: the mean over real tokens (what
-        sentence-transformers checkpoints are trained with) or the first token's.
+        sentence-transformers checkpoints are trained with), the first token's, or
+        the first token's through the backbone's own pooler layer (BERT's dense + tanh),
+        which is what transformers' ``*ForSequenceClassification`` classifies: with
+        "pooler", ``save_pretrained`` writes a standard checkpoint that transformers'
+        pipeline, vLLM and TEI load (see the serving guide).
     freeze_base : bool, default=False
         Keep the pretrained encoder fixed (in eval mode) and train only the head. Its
         pooled features are then computed once per fit and the head trains on them, so
@@ -115,15 +119,19 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
     max_iter : int, default=3
         Number of epochs (passes over the training data).
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data (stratified), score accuracy on
-        it after each epoch, stop when it has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and restore the best weights.
+        Hold out ``validation_fraction`` of the data (stratified), score it after
+        each epoch, stop when the score has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best weights. The score is
+        accuracy; for multi-label targets, the mean average precision over the labels
+        with held-out positives, which needs no threshold (subset accuracy at 0.5
+        stays flat on sparse labels and would stop training at once). The held-out
+        texts also calibrate ``predict_set`` and ``predict_or_abstain``.
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping`` is True.
     n_iter_no_change : int, default=2
         Epochs without improvement before stopping early.
     tol : float, default=1e-4
-        Smallest validation accuracy gain that counts as an improvement.
+        Smallest validation score gain that counts as an improvement.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss; "balanced" uses
         ``n_samples / (n_classes * np.bincount(y))``. For a multi-label ``y``, the
@@ -134,7 +142,8 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         Multi-label only: hold out ``validation_fraction`` of the data (the same split
         as ``early_stopping``), and after training set each label's decision threshold
         to the one that maximises its F1 on it (``thresholds_``, used by ``predict``).
-        False keeps every threshold at 0.5.
+        False keeps every threshold at 0.5. For thresholds with a guaranteed precision
+        or recall instead, see ``guarantee_thresholds``.
     device : str, default="auto"
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:<index>" or "mps".
         CUDA trains in mixed precision (bf16 where supported, else fp16 with a
@@ -186,11 +195,13 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the head's initialisation, dropout, batch order and the validation
         split. With an int, fitting on the CPU is reproducible.
-    verbose : int, default=0
-        Above 0, show progress bars and print one line per epoch. The bars (on stderr)
-        count the batches of each epoch, with the running mean loss and the time left,
-        and the texts of each prediction call (``predict``, ``transform``...); the lines
-        go to stdout.
+    verbose : int or "auto", default="auto"
+        Progress bars on stderr and one line per epoch on stdout. The bars count the
+        batches of each epoch, with the running loss of recent batches and the time
+        left, and the texts of each prediction call (``predict``, ``transform``...).
+        "auto": only when someone watches, that is when stderr is a terminal or a
+        notebook (not in logs, CI, pipes or ``n_jobs`` workers), and a prediction's bar
+        only after 2 s; 0: never; 1 or more: always.
 
     Attributes
     ----------
@@ -211,6 +222,10 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         The encoder's tokenizer.
     text_pairs_ : bool
         Whether the model was trained on text pairs (two columns) rather than texts.
+    interrupted_ : bool
+        True when Ctrl-C stopped the last ``fit`` (or ``partial_fit`` chunk), which then
+        raised ``KeyboardInterrupt`` with the weights of the last completed step kept;
+        False after a fit that ran to its end.
     n_iter_ : int
         Epochs run by ``fit``, or completed chunks of the ``partial_fit`` stream (a
         stream started after ``fit`` counts its own chunks).
@@ -222,13 +237,24 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         that did not complete is not counted). Texts, also when they are several
         windows.
     validation_scores_ : list of float
-        Validation accuracy after each epoch; only with ``early_stopping``.
+        Validation score after each epoch (accuracy, or the mean average precision of
+        a multi-label model); only with ``early_stopping``.
     best_validation_score_ : float
         Best of ``validation_scores_``; only with ``early_stopping``.
+    calibration_proba_ : ndarray of float64 of shape (n_calibration, n_classes)
+        Probabilities of the held-out calibration texts (those of ``early_stopping`` or
+        ``tune_thresholds`` at the end of ``fit``, or those given to ``calibrate_sets``),
+        from which ``predict_set``, ``predict_or_abstain`` and ``guarantee_thresholds``
+        take their guarantees. Only once calibrated; a ``partial_fit`` chunk drops it.
+    calibration_y_ : ndarray of int64 of shape (n_calibration,) or (n_calibration, n_labels)
+        The truth of those texts: the column of ``classes_`` of each one's label, or
+        their 0/1 multi-label indicator.
 
     See Also
     --------
     sklearn.feature_extraction.text.TfidfVectorizer : the classical baseline.
+    mapie.classification.SplitConformalClassifier : conformal sets of any classifier,
+        this one included (``prefit=True``).
 
     Examples
     --------
@@ -245,7 +271,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "tune_thresholds": ["boolean"],
     }
-    _run_attributes = ("thresholds_",)
+    _run_attributes = ("thresholds_", "calibration_proba_", "calibration_y_")
 
     def __init__(
         self,
@@ -284,7 +310,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         checkpoint_every=None,
         keep_checkpoints=2,
         random_state=None,
-        verbose=0,
+        verbose="auto",
     ):
         super().__init__(
             model_name_or_path, revision=revision,
@@ -438,13 +464,36 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
                     "trained. Refit with tune_thresholds=True to tune them again.",
                     UserWarning, stacklevel=5,
                 )
+            self._drop_calibration(incremental)
             return _Targets(y, weights, y.sum(0).astype(np.int64), criterion, fitted,
                             stratify=False,
                             holdout="tune_thresholds" if self.tune_thresholds else None)
+        self._drop_calibration(incremental)
         targets = np.searchsorted(classes, y).astype(np.int64)
         weights = loss_weights(self.class_weight, classes, y, targets, sample_weight)
         return _Targets(targets, weights, np.bincount(targets, minlength=len(classes)),
                         Criterion("multiclass"), fitted, stratify=True)
+
+    def _drop_calibration(self, incremental):
+        """Drop the calibration before a ``partial_fit`` chunk changes the network: its
+        probabilities would no longer be the model's, and a chunk holds no held-out
+        texts to take new ones from."""
+        if incremental and "calibration_proba_" in vars(self):
+            del self.calibration_proba_, self.calibration_y_
+            warnings.warn(
+                "partial_fit changes the network that calibration_proba_ was computed "
+                "with, and a chunk holds no held-out texts, so the calibration is dropped: "
+                "call calibrate_sets(X_cal, y_cal) with held-out texts after the stream "
+                "before predict_set, predict_or_abstain or guarantee_thresholds.",
+                UserWarning, stacklevel=6,
+            )
+
+    def _validation_score(self, criterion, outputs, targets, weights):
+        """Early stopping's score: the criterion's (accuracy) for class labels, the mean
+        average precision for multi-label targets (no threshold to collapse at)."""
+        if targets.ndim == 2:
+            return mean_average_precision(outputs, targets, weights)
+        return criterion.score(outputs, targets, weights)
 
     def _n_outputs(self):
         return len(self.classes_)
@@ -461,15 +510,17 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
             warn_if_unshuffled(target.values, target.fitted["classes_"], seen)
 
     def _after_fit(self, trainer, encoding, val_rows, targets):
-        """Tune the multi-label thresholds on the held-out rows."""
-        if not (targets.ndim == 2 and self.tune_thresholds):
+        """Calibrate on the held-out rows (when there are some), and tune the
+        multi-label thresholds on them."""
+        if val_rows is None:
             return
-        from scipy.special import expit
-
         held_out = self._outputs(trainer.module, encoding, val_rows,
                                  trainer.tokenizer.pad_token_id, trainer.device)
-        self.thresholds_ = tuned_thresholds(expit(held_out.astype(np.float64)),
-                                            targets[val_rows])
+        self.calibration_proba_ = self._proba(held_out)
+        self.calibration_y_ = np.asarray(targets[val_rows], dtype=np.int64)
+        if not (targets.ndim == 2 and self.tune_thresholds):
+            return
+        self.thresholds_ = tuned_thresholds(self.calibration_proba_, targets[val_rows])
         untuned = np.flatnonzero(targets[val_rows].sum(0) == 0)
         if untuned.size:
             warnings.warn(
@@ -654,6 +705,270 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
             return (self._proba(logits) >= self.thresholds_).astype(np.int64)
         return self.classes_[logits.argmax(axis=1)]
 
+    # ------------------------------------------------------ answers with a guarantee
+    def calibrate_sets(self, X, y):
+        """Calibrate ``predict_set``, ``predict_or_abstain`` and ``guarantee_thresholds``
+        on held-out texts ``X`` with their labels ``y``.
+
+        Split conformal prediction needs texts the network did not train on, drawn like
+        the texts it will predict: the guarantees hold for such texts. ``fit`` with
+        ``early_stopping=True`` (or ``tune_thresholds=True``) already calibrates on its
+        held-out split; this replaces that calibration (the network is unchanged). The
+        probabilities of the texts are kept (``calibration_proba_``, ``calibration_y_``:
+        plain arrays that pickle, skops and ``save_pretrained`` keep), so that any
+        confidence can be asked later.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Held-out texts (or text pairs), not used for training.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Their labels, each one of ``classes_``, or a 0/1 multi-label indicator with
+            one column per label.
+
+        Returns
+        -------
+        self : BertTextClassifier
+            The estimator, calibrated.
+        """
+        from ._validation import check_texts
+
+        check_is_fitted(self)
+        texts = check_texts(X)
+        if not hasattr(y, "__len__"):
+            y = list(y)
+        if self.multilabel_:
+            Y = check_indicator(y, len(texts), every_label=False)
+            if Y.shape[1] != len(self.classes_):
+                raise ValueError(f"y has {Y.shape[1]} label columns; this model predicts "
+                                 f"{len(self.classes_)}.")
+            truth = Y.astype(np.int64)
+        else:
+            labels = check_labels(y, len(texts))
+            try:
+                unknown = np.setdiff1d(np.unique(labels), self.classes_)
+            except TypeError:  # labels that do not compare with the classes
+                unknown = np.unique(labels.astype(str))
+            if unknown.size:
+                raise ValueError(
+                    f"y contains labels {unknown.tolist()[:5]!r} that are not classes of "
+                    f"this model (classes_={self.classes_.tolist()!r}); calibrate on texts "
+                    "of the model's classes only."
+                )
+            truth = np.searchsorted(self.classes_, labels).astype(np.int64)
+        proba = self.predict_proba(texts)
+        self.calibration_proba_, self.calibration_y_ = proba, truth
+        return self
+
+    def _calibration(self, method):
+        """The calibration's probabilities and truth, or an error saying how to get one."""
+        check_is_fitted(self)
+        if "calibration_proba_" not in vars(self):
+            raise ValueError(
+                f"{method} needs a calibration on held-out texts, and this "
+                f"{type(self).__name__} has none: call calibrate_sets(X_cal, y_cal) with "
+                "texts it did not train on, or fit with early_stopping=True (which "
+                "calibrates on its validation_fraction)."
+            )
+        return self.calibration_proba_, self.calibration_y_
+
+    def _single_label_only(self, method, instead):
+        if self.multilabel_:
+            raise ValueError(f"{method} applies to single-label models; this one is "
+                             f"multi-label: {instead}")
+
+    def predict_set(self, X, confidence=0.9):
+        """Prediction sets of texts ``X`` that hold the true label with probability at
+        least ``confidence``.
+
+        Split conformal prediction with the LAC score (Sadinle et al. 2019, "lac" in
+        MAPIE): a calibration text's score is ``1 - p(its true class)``; ``q`` is the
+        ``ceil((n + 1) * confidence)``-th smallest of the ``n`` scores, and a text's set
+        holds each class whose probability is at least ``1 - q``. For a new text drawn
+        like the calibration texts, ``P(true label in set) >= confidence`` (and at most
+        ``confidence + 1 / (n + 1)`` without ties), whatever the model: the guarantee
+        is marginal, over texts, not per text. LAC gives the smallest sets on average
+        among rules with that guarantee, which is why it is used (APS adapts set sizes
+        to each text's difficulty but makes larger sets); a set may be empty when no
+        class is plausible enough (count it as an abstention). The sets agree with
+        MAPIE's ``SplitConformalClassifier(clf, conformity_score="lac", prefit=True)``
+        conformalized on the same texts.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Texts, or text pairs if the classifier was fitted on pairs.
+        confidence : float, default=0.9
+            The coverage asked for, strictly between 0 and 1. The calibration must hold
+            at least ``confidence / (1 - confidence)`` texts (9 for 0.9, 99 for 0.99).
+
+        Returns
+        -------
+        sets : ndarray of bool of shape (n_samples, n_classes)
+            ``sets[i, j]`` is True when ``classes_[j]`` is in the set of text ``i``.
+
+        Raises
+        ------
+        ValueError
+            With no calibration (see ``calibrate_sets``), for a multi-label model
+            (see ``guarantee_thresholds``), or with too few calibration texts.
+        """
+        from ._conformal import check_level, conformal_quantile, lac_scores, prediction_sets
+
+        proba_cal, y_cal = self._calibration("predict_set")
+        self._single_label_only("predict_set", "its predict already returns a set of "
+                                "labels; use guarantee_thresholds(precision=...) or "
+                                "(recall=...) to give its thresholds a guarantee.")
+        confidence = check_level(confidence, "confidence")
+        quantile = conformal_quantile(lac_scores(proba_cal, y_cal), confidence)
+        return prediction_sets(self.predict_proba(X), quantile)
+
+    def predict_or_abstain(self, X, max_error=0.05, *, delta=0.1, abstain_label=None):
+        """Predicted labels of texts ``X``, or ``abstain_label`` where the model is not
+        sure enough to err at most ``max_error`` of the time on the texts it answers.
+
+        The model answers a text with its top class when that class's probability is at
+        least a threshold ``t``; ``t`` is the lowest candidate (of a fixed grid) whose
+        calibration texts, answered the same way, pass a binomial test of "the error
+        rate of the answered texts exceeds ``max_error``" at level ``delta / n_grid``
+        (Learn then Test, Angelopoulos et al. 2021, with Bonferroni's correction). So,
+        with probability at least ``1 - delta`` over the calibration draw, the answered
+        texts err at most ``max_error`` of the time: a guarantee on the answered part,
+        which a set rule does not give. At ``t > 0.5`` a text is answered exactly when
+        its LAC prediction set at level ``1 - t`` is a single class. A method rather
+        than a ``predict`` option, so that ``predict`` keeps scikit-learn's contract
+        (always a class label) and scorers and pipelines see no abstentions.
+
+        Parameters
+        ----------
+        X : iterable of str, or array-like of shape (n_samples, 2)
+            Texts, or text pairs if the classifier was fitted on pairs.
+        max_error : float, default=0.05
+            The error rate allowed on the answered texts, strictly between 0 and 1.
+        delta : float, default=0.1
+            The chance allowed that the calibration texts were an unlucky draw for
+            which the guarantee fails, strictly between 0 and 1. Smaller asks for more
+            calibration texts.
+        abstain_label : object, default=None
+            The answer of an abstention; must not be a class. The result has
+            ``classes_``'s dtype when ``abstain_label`` is of its kind (e.g. a str for
+            str classes, -1 for int classes), else dtype object.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            A label of ``classes_``, or ``abstain_label``. The share answered is
+            ``np.mean(y_pred != abstain_label)``.
+
+        Raises
+        ------
+        ValueError
+            With no calibration (see ``calibrate_sets``) or for a multi-label model.
+        """
+        from ._conformal import abstention_rule, check_level
+
+        proba_cal, y_cal = self._calibration("predict_or_abstain")
+        self._single_label_only("predict_or_abstain", "use guarantee_thresholds("
+                                "precision=...) to bound the errors of each label's "
+                                "predicted positives.")
+        max_error = check_level(max_error, "max_error")
+        delta = check_level(delta, "delta")
+        if abstain_label is not None and any(
+                _same_label(abstain_label, c) for c in self.classes_.tolist()):
+            raise ValueError(f"abstain_label={abstain_label!r} is one of classes_; pick a "
+                             "value that no class has, such as None or 'abstain'.")
+        threshold = abstention_rule(proba_cal, y_cal, max_error, delta)
+        if threshold is None:
+            warnings.warn(
+                f"predict_or_abstain: no confidence threshold keeps the error rate of the "
+                f"answered texts below max_error={max_error} with probability "
+                f"{1 - delta:g} on the {len(y_cal)} calibration texts, so every text "
+                "abstains. Raise max_error or delta, or calibrate on more texts.",
+                UserWarning, stacklevel=2,
+            )
+            threshold = np.inf
+        proba = self.predict_proba(X)
+        answered = proba.max(1, initial=0.0) >= threshold
+        out = self.classes_[proba.argmax(1)] if len(proba) else self.classes_[:0]
+        out = out.astype(object)
+        out[~answered] = abstain_label
+        kind = np.asarray([abstain_label]).dtype
+        if kind.kind == self.classes_.dtype.kind:
+            return np.asarray(out.tolist(), dtype=np.result_type(self.classes_, kind))
+        return out
+
+    def guarantee_thresholds(self, *, precision=None, recall=None, delta=0.1):
+        """Set a multi-label model's ``thresholds_`` so that each label keeps the
+        ``precision`` (or ``recall``) asked for, with probability at least ``1 - delta``.
+
+        An alternative to the F1-tuned thresholds of ``tune_thresholds``, from the
+        calibration texts (see ``calibrate_sets``). Precision: each label's threshold is
+        the lowest candidate (of a fixed grid) whose predicted positives among the
+        calibration texts pass a binomial test of "precision below ``precision``" at
+        level ``delta / n_grid`` (Learn then Test with Bonferroni's correction:
+        precision is not monotone in the threshold); a label for which none passes is
+        predicted only at probability 1 (a warning names it). Recall: the highest
+        candidate whose misses among the label's calibration positives pass the test at
+        level ``delta``, tested in order up from 0 (misses only grow, so no correction
+        is needed); a label with no calibration positive keeps its threshold (a warning
+        names it).
+
+        Parameters
+        ----------
+        precision : float or None, default=None
+            Precision each label must keep, strictly between 0 and 1.
+        recall : float or None, default=None
+            Recall each label must keep, strictly between 0 and 1. Give exactly one of
+            ``precision`` and ``recall``.
+        delta : float, default=0.1
+            The chance allowed that the calibration texts were an unlucky draw for
+            which the guarantee fails, strictly between 0 and 1.
+
+        Returns
+        -------
+        self : BertTextClassifier
+            The estimator, with new ``thresholds_`` (which ``predict`` uses).
+        """
+        from ._conformal import check_level, recall_threshold, selective_threshold
+
+        proba_cal, Y_cal = self._calibration("guarantee_thresholds")
+        if not self.multilabel_:
+            raise ValueError("guarantee_thresholds applies to multi-label models; this one "
+                             "predicts one class per text: use predict_set or "
+                             "predict_or_abstain.")
+        if (precision is None) == (recall is None):
+            raise ValueError("Give exactly one of precision and recall to "
+                             f"guarantee_thresholds; got precision={precision!r}, "
+                             f"recall={recall!r}.")
+        delta = check_level(delta, "delta")
+        level = check_level(recall if precision is None else precision,
+                            "recall" if precision is None else "precision")
+        thresholds = np.array(self.thresholds_, dtype=np.float64)
+        failed = []
+        for j in range(len(self.classes_)):
+            positive = Y_cal[:, j] == 1
+            if precision is not None:
+                t = selective_threshold(proba_cal[:, j], positive, 1 - level, delta)
+                if t is None:
+                    failed.append(j)
+                thresholds[j] = 1.0 if t is None else t
+            elif positive.any():
+                thresholds[j] = recall_threshold(proba_cal[:, j], positive, level, delta)
+            else:
+                failed.append(j)
+        if failed:
+            what = (f"precision={precision} (they are predicted only at probability 1)"
+                    if precision is not None else
+                    f"recall={recall} (they have no calibration positive; their "
+                    "thresholds stay as they were)")
+            warnings.warn(
+                f"guarantee_thresholds: label column(s) {failed} cannot be shown to keep "
+                f"{what} on the {len(Y_cal)} calibration texts. Calibrate on more texts "
+                "with those labels, or ask for a lower level.", UserWarning, stacklevel=2,
+            )
+        self.thresholds_ = thresholds
+        return self
+
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of ``predict(X)`` against ``y``.
 
@@ -761,6 +1076,30 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         if "classes_" in state:  # saved before multi-label targets
             state.setdefault("multilabel_", False)
         return state
+
+
+def _same_label(a, b):
+    """Whether two labels are equal (labels of kinds that do not compare are not)."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def mean_average_precision(scores, Y, weights=None):
+    """The mean over labels of the average precision of ``scores`` against the 0/1
+    indicator ``Y``: threshold-free, so it moves as soon as the ranking of any label
+    improves. Labels with no held-out positive are left out; with none at all, minus
+    the mean binary cross-entropy of the logits ``scores`` (still threshold-free)."""
+    from sklearn.metrics import average_precision_score
+
+    scores, Y = np.asarray(scores, dtype=np.float64), np.asarray(Y)
+    labels = np.flatnonzero(Y.sum(0) > 0)
+    if labels.size == 0:
+        loss = np.logaddexp(0.0, scores) - Y * scores  # BCE of logits, stable
+        return -float(np.average(loss.mean(1), weights=weights))
+    return float(np.mean([average_precision_score(Y[:, j], scores[:, j],
+                                                  sample_weight=weights) for j in labels]))
 
 
 def tuned_thresholds(proba, Y):

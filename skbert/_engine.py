@@ -8,15 +8,25 @@ Ctrl-C, the NaN check, gradient clipping, data parallelism and the optimizer ste
 here once. What a run must carry to continue exactly is one :class:`TrainingState`, saved
 and restored with ``state_dict()`` / ``load_state_dict()``.
 
-Of skbert it imports ``_patches`` (the seeded dropout, the kept embedding gradient) and
-``exceptions`` (the warning of an interrupted run), nothing else.
+Progress: ``verbose="auto"`` (:func:`resolve_verbose`) shows the bars only when
+someone watches (:func:`watched`: stderr is a terminal or a notebook's kernel, in the main
+thread of the main process). A bar shows the running loss of recent batches, drawn at
+most every ``tqdm`` ``mininterval`` and redrawn at least every ``_REDRAW_SECONDS``.
+
+Ctrl-C: :func:`deferred_interrupt` turns it into a flag read between optimizer steps; the
+loop then raises :class:`Interrupted`, which ``fit`` turns into the ``KeyboardInterrupt``
+of :func:`interrupted_error` once the estimator holds the weights of the last completed
+step.
+
+Of skbert it imports ``_patches`` (the seeded dropout, the kept embedding gradient),
+nothing else.
 """
 
 import contextlib
 import math
 import signal
+import sys
 import threading
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -26,8 +36,67 @@ from tqdm.auto import tqdm
 from ._patches import kept_embedding_gradient, seeded_dropout
 
 _STATE_FORMAT = "skbert-training-state-2"
-# A progress bar shows the running mean loss every this many steps (and at the end).
-_LOSS_EVERY = 10
+# The loss of a training bar: an exponential moving average of the batches' losses with
+# this weight on the newest (about the last 2 / _LOSS_SMOOTHING batches), bias-corrected
+# as Adam's moments so that the first batches are not pulled towards 0.
+_LOSS_SMOOTHING = 0.1
+# A training bar is redrawn at least this often (elapsed time, rate), however slow a step.
+_REDRAW_SECONDS = 2.0
+
+
+def watched():
+    """Whether someone is watching this process's progress bars.
+
+    True when stderr is a terminal or the process is a notebook's kernel (IPython with a
+    kernel: Jupyter, Colab, VS Code), and only in the main thread of a process that is
+    not a ``multiprocessing`` or joblib worker (``n_jobs`` copies draw over each other).
+    False under logs, pipes, CI and pytest's capture.
+    """
+    import multiprocessing
+
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if multiprocessing.parent_process() is not None:  # a loky or multiprocessing worker
+        return False
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        pass
+    ipython = sys.modules.get("IPython")  # imported by a notebook; never imported here
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def resolve_verbose(verbose):
+    """The ``verbose`` level to run with: "auto" is 1 where :func:`watched`, else 0; an
+    int (or bool) is itself."""
+    if isinstance(verbose, str):
+        return 1 if watched() else 0
+    return int(verbose)
+
+
+@contextlib.contextmanager
+def redrawn(bar, every=_REDRAW_SECONDS):
+    """Redraw the tqdm ``bar`` from a thread at least every ``every`` seconds during the
+    block, so that its elapsed time moves during slow steps (none for a disabled bar)."""
+    if bar.disable:
+        yield bar
+        return
+    stop = threading.Event()
+
+    def redraw():
+        while not stop.wait(every):
+            bar.refresh()  # under the bar's own lock, as update's drawing
+
+    thread = threading.Thread(target=redraw, name="skbert-progress", daemon=True)
+    thread.start()
+    try:
+        yield bar
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass(frozen=True)
@@ -382,8 +451,9 @@ class Trainer:
             ``validation()`` scores the module after each pass (higher is better).
         stopper : EarlyStopping or None
             Decides from the scores when to stop.
-        verbose : int
-            Above 0: a progress bar per pass and one line after it.
+        verbose : int or "auto"
+            Above 0: a progress bar per pass and one line after it; "auto": so where
+            someone watches (:func:`resolve_verbose`).
         description : str
             Label of the progress bar and the line.
         score_name : str
@@ -401,6 +471,7 @@ class Trainer:
             When a batch's loss is not finite; the weights are not updated with it.
         """
         losses = []
+        verbose = resolve_verbose(verbose)
         try:
             # Under data parallelism every gradient must reach the reducer through
             # autograd: the embedding's stays autograd's there.
@@ -443,23 +514,29 @@ class Trainer:
         return stop
 
     def _pass(self, source, flag, verbose, description):
-        total, count = 0.0, 0
+        total, count, recent = 0.0, 0, 0.0
         batches = source.batches(self.state.rng)
         progress = verbose > 0 and self.is_main
         with tqdm(total=len(batches), desc=description, unit="batch", disable=not progress,
-                  leave=False) as bar:
+                  leave=False) as bar, redrawn(bar, _REDRAW_SECONDS):
             for step, rows in enumerate(batches):
-                total, count = self._step(source, rows, flag, total, count)
-                if progress and (step % _LOSS_EVERY == 0 or step + 1 == len(batches)):
-                    # The running mean loss, from the host floats the step has already.
-                    bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+                total, count, value = self._step(source, rows, flag, total, count)
+                if progress:
+                    # The running loss of recent batches, from the host float the step
+                    # has already; tqdm draws it at most every mininterval seconds.
+                    recent += _LOSS_SMOOTHING * (value - recent)
+                    shown = recent / (1 - (1 - _LOSS_SMOOTHING) ** (step + 1))
+                    bar.set_postfix(loss=f"{shown:.4f}", refresh=False)
                 bar.update()
-            bar.refresh()  # the end of the pass, with its loss, however fast it ran
+            if progress:  # the end of the pass: its mean loss, as the epoch's line
+                bar.set_postfix(loss=f"{total / max(count, 1):.4f}", refresh=False)
+            bar.refresh()  # however fast it ran
         self.state.samples_seen += source.n_texts  # a complete pass
         return total / max(count, 1)
 
     def _step(self, source, rows, flag, total, count):
-        """One optimizer step on the batch ``rows``; the loss sums updated."""
+        """One optimizer step on the batch ``rows``; the loss sums updated, and the
+        batch's loss."""
         part, scale = (
             (slice(None), 1.0) if self.parallel is None else self.parallel.shard(len(rows))
         )
@@ -484,7 +561,7 @@ class Trainer:
         count += len(rows)
         if stop:  # pressed during this step, which is complete
             raise Interrupted([total / count])
-        return total, count
+        return total, count, value
 
 
 def oom_error(device, batch_size, max_length):
@@ -496,12 +573,18 @@ def oom_error(device, batch_size, max_length):
     )
 
 
-def warn_interrupted(stop, stacklevel=5):
-    """The one warning of a training run stopped by Ctrl-C (an ``Interrupted``)."""
-    from .exceptions import TrainingInterrupted
-
+def interrupted_message(stop):
+    """What a training run stopped by Ctrl-C (an :class:`Interrupted`) says."""
     when = "during" if stop.during_pass else "after"
-    warnings.warn(
-        f"Training interrupted by user {when} epoch {len(stop.losses)}; the estimator keeps "
-        "the weights of the last completed step.", TrainingInterrupted, stacklevel=stacklevel,
+    return (f"Training interrupted by user {when} epoch {len(stop.losses)}; the estimator "
+            "keeps the weights of the last completed step.")
+
+
+def interrupted_error(stop):
+    """The ``KeyboardInterrupt`` that ``fit`` raises after Ctrl-C (an
+    :class:`Interrupted`), once the estimator holds the weights of the last completed
+    step: a script or a search stops, and whoever catches it can still predict."""
+    return KeyboardInterrupt(
+        f"{interrupted_message(stop)} It is fitted (interrupted_=True, n_iter_="
+        f"{len(stop.losses)}) and predicts with them; call fit again to train it fully."
     )

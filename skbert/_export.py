@@ -5,8 +5,11 @@ the function. This module imports nothing from skbert but the folder helpers of
 ``_checkpoint`` (the folder is written through ``staged_folder``).
 """
 
+import contextlib
 import copy
+import io
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -15,6 +18,10 @@ from ._checkpoint import check_replaceable, check_writable, staged_folder
 
 ONNX_FILE = "model.onnx"
 METADATA_FILE = "skbert_onnx.json"
+# Loggers of the exporter and the libraries it calls, which log progress and notes such as
+# "torchvision is not installed. Skipping torchvision::nms" at WARNING while exporting.
+_EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "torch._export",
+                     "torch.fx", "onnxscript", "onnx_ir")
 
 
 def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, truncation=None,
@@ -81,8 +88,7 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, tru
     check_replaceable(target, name="path", kind="onnx")  # before the export's work
     try:
         with staged_folder(target, name="path", kind="onnx") as staging:
-            with warnings.catch_warnings(), torch.inference_mode(False):
-                warnings.simplefilter("ignore")  # exporter deprecation chatter
+            with _quiet_exporter(), torch.inference_mode(False):
                 program = torch.onnx.export(
                     module, (), kwargs=example, dynamo=True, external_data=False,
                     input_names=names, output_names=["logits"], opset_version=opset,
@@ -107,6 +113,27 @@ def export_onnx(module, tokenizer, classes, path, *, text_pairs, max_length, tru
             "was left behind. Free space or choose another path.",
         ) from exc
     return target
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the ONNX exporter while it runs: its warnings, its loggers (below ERROR)
+    and what it prints to ``sys.stdout``; levels and filters are put back afterwards.
+
+    ``export_onnx`` prints nothing (no printing except under ``verbose``, and it has
+    none); an error still raises, with its message, and ERROR records still log.
+    """
+    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.ERROR))
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")  # deprecation and tracing notes
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _drop_intermediate_shapes(path):

@@ -206,41 +206,82 @@ def _import(reference, where, trusted):
 
 
 # ---------------------------------------------------------------------- save / load
-def save_folder(estimator, path, *, metrics=None, data_description=None, repo_id=None):
+def save_folder(estimator, path, *, metrics=None, data_description=None, repo_id=None,
+                standard=None):
     """Write the fitted ``estimator`` as a Hugging Face folder ``path``, atomically.
 
     Written through ``_checkpoint.staged_folder``: ``path`` may be missing, an empty
     folder or a folder that ``save_pretrained`` wrote (it holds ``skbert.json``), which
-    is replaced whole once the new one is complete; anything else is refused.
+    is replaced whole once the new one is complete; anything else is refused. The
+    encoder is written as its architecture's ``*ForSequenceClassification`` (a standard
+    checkpoint, ``_standard``) when ``standard`` is True, or None and the network has
+    that form; else as the bare encoder.
 
     Raises
     ------
     TypeError
         When a parameter or fitted attribute cannot be held as JSON (naming it).
+    ValueError
+        With ``standard=True``, when the network has no standard form (naming the
+        parameters to change); nothing is written.
     FileExistsError
         When ``path`` is a file, a link, a folder skbert did not write, or holds files
         skbert did not write (naming the path and them); nothing is written.
     """
     from safetensors.torch import save_file
 
+    from . import _standard
     from ._checkpoint import staged_folder
     from ._pretrained import quiet_transformers
 
     config = folder_config(estimator)
     module = estimator.model_
     target = Path(path)
+    found = [] if standard is False else _standard.blockers(
+        pooling=module.pooling, head=module.head_spec, truncation=estimator.truncation,
+        backbone_config=module.backbone.config)
+    if standard and found:
+        raise ValueError(
+            f"save_pretrained(standard=True) cannot write {type(estimator).__name__} as a "
+            f"standard transformers checkpoint: {_standard.describe(found)}. Refit with "
+            "those parameters changed, or save with standard=None (skbert's own layout, "
+            "which from_pretrained reads)."
+        )
+    as_standard = standard is not False and not found
     with staged_folder(target, name="path", kind="estimator") as staging:
         with quiet_transformers():
-            module.backbone.save_pretrained(staging)
+            if as_standard:
+                _standard.standard_model(module, **standard_outputs(estimator)
+                                         ).save_pretrained(staging)
+            else:
+                module.backbone.save_pretrained(staging)
             estimator.tokenizer_.save_pretrained(staging)
+        if as_standard:
+            _standard.set_tokenizer_limits(staging, estimator.max_length)
         head = {k: v.detach().cpu().contiguous() for k, v in module.head.state_dict().items()}
         save_file(head, staging / HEAD_NAME)
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n",
                                            encoding="utf-8")
         card = model_card(estimator, config, metrics=metrics,
-                          data_description=data_description, repo_id=repo_id or target.name)
+                          data_description=data_description, repo_id=repo_id or target.name,
+                          standard=as_standard)
         (staging / CARD_NAME).write_text(card, encoding="utf-8")
     return target
+
+
+def standard_outputs(estimator):
+    """What the outputs of ``estimator``'s network are, for ``_standard.standard_model``:
+    their names, the problem type, and a regressor's target scaling to fold in."""
+    if hasattr(estimator, "classes_"):
+        names = getattr(estimator, "label_names_", None)
+        labels = [str(c) for c in (estimator.classes_ if names is None else names)]
+        kind = "multi" if estimator.multilabel_ else "single"
+        return dict(labels=labels, problem_type=f"{kind}_label_classification")
+    n = estimator.n_outputs_
+    per_output = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()  # noqa: E731
+    return dict(labels=[f"output_{i}" for i in range(n)] if n > 1 else ["value"],
+                problem_type="regression", scale=per_output(estimator.y_scale_),
+                shift=per_output(estimator.y_mean_))
 
 
 def folder_config(estimator):
@@ -424,10 +465,11 @@ def load_folder(cls, name_or_path, *, revision=None, trusted=None):
 # refused by name. Add an estimator's new fitted attribute here, with its check below.
 _COMMON_FITTED = {"text_pairs_": True, "n_iter_": True, "loss_curve_": True,
                   "n_samples_seen_": True, "validation_scores_": False,
-                  "best_validation_score_": False}
+                  "best_validation_score_": False, "interrupted_": False}
 _FITTED = {
     "BertTextClassifier": dict(_COMMON_FITTED, classes_=True, multilabel_=True,
-                               thresholds_=False, label_names_=False, label_sep_=False),
+                               thresholds_=False, label_names_=False, label_sep_=False,
+                               calibration_proba_=False, calibration_y_=False),
     "BertTextRegressor": dict(_COMMON_FITTED, n_outputs_=True, y_mean_=True, y_scale_=True),
 }
 
@@ -500,6 +542,7 @@ def _check_fitted(cls, fitted, n_outputs, where):
 
     checks = {"text_pairs_": (lambda v: isinstance(v, bool), "a bool"),
               "multilabel_": (lambda v: isinstance(v, bool), "a bool"),
+              "interrupted_": (lambda v: isinstance(v, bool), "a bool"),
               "n_iter_": (lambda v: _is_int(v) and v >= 0, "a non-negative int"),
               "n_samples_seen_": (lambda v: _is_int(v) and v >= 0, "a non-negative int"),
               "loss_curve_": (lambda v: isinstance(v, list) and all(map(is_real, v)),
@@ -542,6 +585,23 @@ def _check_fitted(cls, fitted, n_outputs, where):
                 ordered = False
             if not ordered:
                 raise bad("classes_", "at least 2 distinct labels in sorted order")
+    if "calibration_proba_" in fitted or "calibration_y_" in fitted:
+        proba, truth = fitted.get("calibration_proba_"), fitted.get("calibration_y_")
+        n = len(proba) if isinstance(proba, np.ndarray) and proba.ndim == 2 else 0
+        if not (n >= 1 and proba.dtype.kind == "f" and proba.shape == (n, n_outputs)
+                and np.all((proba >= 0) & (proba <= 1))):
+            raise ValueError(
+                f"{where!r} holds no valid calibration_proba_: it must be a float array of "
+                f"probabilities of shape (n_calibration, {n_outputs}), beside "
+                "calibration_y_. Save the model again, or call calibrate_sets after loading.")
+        multilabel = fitted.get("multilabel_") is True
+        shape, top = ((n, n_outputs), 1) if multilabel else ((n,), n_outputs - 1)
+        if not (isinstance(truth, np.ndarray) and truth.dtype.kind in "iu"
+                and truth.shape == shape and np.all((truth >= 0) & (truth <= top))):
+            raise ValueError(
+                f"{where!r} holds no valid calibration_y_: it must be an int array of shape "
+                f"{shape} with values from 0 to {top}, one row per row of calibration_proba_. "
+                "Save the model again, or call calibrate_sets after loading.")
     if "y_mean_" in fitted:
         if not np.all(np.isfinite(check_array("y_mean_", "f", "an array of floats"))):
             raise bad("y_mean_", "finite")
@@ -622,8 +682,10 @@ def _build_network(backbone, network, n_outputs, head_path, where):
 
 
 # ------------------------------------------------------------------------ model card
-def model_card(estimator, config, *, metrics=None, data_description=None, repo_id="model"):
-    """A Hugging Face model card (``README.md``) for the fitted ``estimator``."""
+def model_card(estimator, config, *, metrics=None, data_description=None, repo_id="model",
+               standard=False):
+    """A Hugging Face model card (``README.md``) for the fitted ``estimator``, whose
+    folder is a standard transformers checkpoint where ``standard``."""
     kind = type(estimator).__name__
     regression = kind == "BertTextRegressor"
     base = os.fspath(estimator.model_name_or_path)
@@ -661,11 +723,19 @@ def model_card(estimator, config, *, metrics=None, data_description=None, repo_i
     lines += ["", "## Use", "", "```python",
               f"from skbert import {kind}", "",
               f"model = {kind}.from_pretrained({repo_id!r})",
-              "model.predict([\"some text\"])", "```", "",
-              "The fine-tuned encoder alone loads with "
-              f"`transformers.AutoModel.from_pretrained({repo_id!r})`; the head on its "
-              "pooled output is in `skbert_head.safetensors`, its setup in `skbert.json`.",
-              ""]
+              "model.predict([\"some text\"])", "```", ""]
+    if standard:
+        lines += ["It is also a standard transformers checkpoint, which loads with no "
+                  "custom code:", "", "```python", "from transformers import pipeline", "",
+                  f"pipe = pipeline(\"text-classification\", model={repo_id!r})",
+                  "pipe([\"some text\"], truncation=True, top_k=None)", "```", "",
+                  "What transformers has no field for (multi-label thresholds) is in "
+                  "`skbert.json`.", ""]
+    else:
+        lines += ["The fine-tuned encoder alone loads with "
+                  f"`transformers.AutoModel.from_pretrained({repo_id!r})`; the head on its "
+                  "pooled output is in `skbert_head.safetensors`, its setup in "
+                  "`skbert.json`.", ""]
     return "\n".join(lines)
 
 
@@ -689,15 +759,29 @@ def push_folder(estimator, repo_id, *, private=None, token=None, revision=None,
 class HubMixin:
     """The Hugging Face folder methods of skbert's estimators."""
 
-    def save_pretrained(self, path, *, metrics=None, data_description=None):
+    def save_pretrained(self, path, *, metrics=None, data_description=None, standard=None):
         """Write the fitted estimator as a Hugging Face folder, atomically.
 
-        The folder holds the fine-tuned encoder (``config.json``, ``model.safetensors``:
-        ``transformers.AutoModel.from_pretrained(path)`` loads it with no custom code),
+        The folder holds the fine-tuned network (``config.json``, ``model.safetensors``),
         the tokenizer's files, the head's weights (``skbert_head.safetensors``), the
         estimator's class, parameters and fitted attributes (``skbert.json``) and a
         model card (``README.md``). Nothing is pickled. ``from_pretrained`` restores
         an estimator that predicts identically.
+
+        Where the network has the form of its architecture's own sequence classifier
+        (``pooling="pooler"``, ``head=None``, ``truncation="head"`` on a BERT-like
+        encoder), the folder is a **standard checkpoint**:
+        ``transformers.AutoModelForSequenceClassification.from_pretrained(path)`` and
+        ``pipeline("text-classification", model=path)`` load it with no custom code
+        and give this estimator's probabilities (or values): ``config.json`` carries
+        ``id2label``/``label2id`` (the labels of ``classes_``, or ``label_names_``),
+        ``problem_type`` and ``num_labels``, a regressor's target scaling is folded
+        into the classifier's weights, and the tokenizer's ``model_max_length`` is
+        ``max_length`` (pass ``truncation=True`` to the pipeline). What transformers has
+        no field for (multi-label ``thresholds_``) is read back from ``skbert.json``
+        only; see the serving guide. Otherwise ``config.json`` and
+        ``model.safetensors`` are the bare encoder, which ``transformers.AutoModel``
+        loads.
 
         Parameters
         ----------
@@ -708,6 +792,11 @@ class HubMixin:
             Scores to list in the model card, such as ``{"accuracy": 0.91}``.
         data_description : str, default=None
             What the training data was, for the model card.
+        standard : bool or None, default=None
+            None writes a standard checkpoint where the network has that form, and
+            skbert's own layout otherwise; True requires the standard form (and refuses,
+            naming the parameters to change, where there is none); False always writes
+            skbert's own layout (the bare encoder and the head apart).
 
         Returns
         -------
@@ -719,11 +808,14 @@ class HubMixin:
             When a parameter cannot be written as JSON (a ``random_state`` that is a
             ``RandomState`` instance, a head factory that is not a module-level
             function), naming it.
+        ValueError
+            With ``standard=True``, when the network has no standard form.
         """
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
-        return save_folder(self, path, metrics=metrics, data_description=data_description)
+        return save_folder(self, path, metrics=metrics, data_description=data_description,
+                           standard=standard)
 
     @classmethod
     def from_pretrained(cls, name_or_path, *, revision=None, trusted=None):

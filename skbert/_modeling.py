@@ -16,12 +16,13 @@ from numbers import Integral
 import torch
 from torch import nn
 
-POOLINGS = ("mean", "cls")
+POOLINGS = ("mean", "cls", "pooler")
 
 
 def pool(states, attention_mask, pooling):
-    """One vector per text: the mean over real tokens, or the first token's state."""
-    if pooling == "cls":
+    """One vector per text: the mean over real tokens, or the first token's state (for
+    "pooler", the backbone's own pooler has already been applied to it)."""
+    if pooling in ("cls", "pooler"):
         return states[:, 0]
     mask = attention_mask.unsqueeze(-1).to(states.dtype)
     return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -36,9 +37,12 @@ class TextClassifierModule(nn.Module):
         An encoder whose output has ``last_hidden_state``.
     head : nn.Module
         Maps pooled vectors of size ``backbone.config.hidden_size`` to logits.
-    pooling : {"mean", "cls"}
+    pooling : {"mean", "cls", "pooler"}
         "mean" averages the states of real tokens (what sentence-transformers models
-        are trained with); "cls" takes the first token's state.
+        are trained with); "cls" takes the first token's state; "pooler" takes the
+        backbone's own pooler output (the first token's state through a dense layer and
+        tanh), which is what the architecture's ``*ForSequenceClassification`` class
+        puts its classifier on.
     frozen : bool
         Keep the backbone's weights fixed and the backbone in eval mode (no dropout),
         even while the head trains.
@@ -48,6 +52,12 @@ class TextClassifierModule(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}.")
+        if pooling == "pooler" and getattr(backbone, "pooler", None) is None:
+            raise ValueError(
+                f"pooling='pooler' needs a backbone with a pooler layer, and this "
+                f"{type(backbone).__name__} ({backbone.config.model_type}) has none; use "
+                "pooling='mean' or 'cls'."
+            )
         self.backbone = backbone
         self.head = head
         self.pooling = pooling
@@ -69,10 +79,12 @@ class TextClassifierModule(nn.Module):
 
     def features(self, input_ids, attention_mask, token_type_ids=None):
         """Pooled backbone output of shape (batch, hidden_size)."""
-        states = self.backbone(
+        out = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
-        return pool(states, attention_mask, self.pooling)
+        )
+        if self.pooling == "pooler":
+            return out.pooler_output
+        return pool(out.last_hidden_state, attention_mask, self.pooling)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         """Return logits of shape (batch, n_classes)."""

@@ -36,6 +36,9 @@ from ._validation import iter_text_chunks
 PREDICT_BATCH_TOKENS = {"cpu": 2048, "cuda": 65536, "mps": 16384}
 # Prediction halves its token budget after running out of memory, down to this.
 MIN_BATCH_TOKENS = 64
+# Under verbose="auto" a prediction's bar shows once the call has run this many seconds:
+# long predictions get one, a predict of a few texts prints nothing.
+AUTO_BAR_DELAY = 2.0
 
 
 def batch_tokens(requested, device):
@@ -84,7 +87,8 @@ def prediction_network(model, *, backend, inference_dtype, device, text_pairs, k
     return kept[2], kept
 
 
-def iter_chunk_outputs(X, chunk_size, *, encode, run, show, desc, on_encoded=None):
+def iter_chunk_outputs(X, chunk_size, *, encode, run, show, desc, on_encoded=None,
+                       delay=0.0):
     """Yield the outputs of the texts ``X``, chunk by chunk, in input order.
 
     Parameters
@@ -105,6 +109,8 @@ def iter_chunk_outputs(X, chunk_size, *, encode, run, show, desc, on_encoded=Non
     on_encoded : callable or None
         ``on_encoded(texts, encoding)``, called in this thread once a chunk is encoded
         and before it runs (a call's truncation warning).
+    delay : float
+        Seconds before the bar first shows: a call that ends sooner shows none.
 
     Yields
     ------
@@ -128,7 +134,7 @@ def iter_chunk_outputs(X, chunk_size, *, encode, run, show, desc, on_encoded=Non
     except TypeError:  # a generator, a file: the bar counts without a total
         total = None
     with ThreadPoolExecutor(max_workers=1) as pool, tqdm(
-            total=total, desc=desc, unit=" texts", disable=not show) as bar:
+            total=total, desc=desc, unit=" texts", disable=not show, delay=delay) as bar:
         pending = None
         for texts in iter_text_chunks(X, chunk_size):
             if not texts:

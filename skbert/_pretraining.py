@@ -153,7 +153,7 @@ class MaskedLMPretrainer(BaseEstimator):
         """Set up (on a run's first call) and train on the one loop."""
         import torch
 
-        from ._engine import Interrupted, oom_error, warn_interrupted
+        from ._engine import Interrupted, interrupted_error, oom_error
         from ._sources import MaskedTokenBatches
         from ._tokenization import encode
 
@@ -169,6 +169,7 @@ class MaskedLMPretrainer(BaseEstimator):
             vocab_size=len(tokenizer), pad_id=tokenizer.pad_token_id,
             batch_size=self.batch_size, device=trainer.device, generator=self._mask_generator,
         )
+        interrupted = None
         try:
             losses = trainer.train(source, 1 if incremental else self.max_iter,
                                    verbose=self.verbose, description="Masked-LM pass")
@@ -178,8 +179,7 @@ class MaskedLMPretrainer(BaseEstimator):
                 raise KeyboardInterrupt("MaskedLMPretrainer.partial_fit was interrupted; "
                                         "its stream ends here (call fit or partial_fit "
                                         "to start a new one).") from None
-            losses = stop.losses
-            warn_interrupted(stop)
+            losses, interrupted = stop.losses, stop
         except torch.OutOfMemoryError as exc:
             raise oom_error(trainer.device, self.batch_size, self.max_length) from exc
         warm = incremental and hasattr(self, "n_iter_")
@@ -188,6 +188,9 @@ class MaskedLMPretrainer(BaseEstimator):
         self.n_iter_ = (self.n_iter_ if warm else 0) + len(losses)
         if incremental:
             self._trainer = trainer
+        self.interrupted_ = interrupted is not None
+        if interrupted is not None:
+            raise interrupted_error(interrupted)
         return self
 
     def _new_trainer(self, n_texts, incremental):

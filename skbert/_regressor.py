@@ -64,9 +64,13 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         ``truncation="window"``: how the outputs (logits, or the features of
         ``transform``) of a text's windows become the text's: their mean, or their
         element-wise max.
-    pooling : {"mean", "cls"}, default="mean"
+    pooling : {"mean", "cls", "pooler"}, default="mean"
         How token states become one vector: the mean over real tokens (what
-        sentence-transformers checkpoints are trained with) or the first token's.
+        sentence-transformers checkpoints are trained with), the first token's, or
+        the first token's through the backbone's own pooler layer (BERT's dense + tanh),
+        which is what transformers' ``*ForSequenceClassification`` classifies: with
+        "pooler", ``save_pretrained`` writes a standard checkpoint that transformers'
+        pipeline, vLLM and TEI load (see the serving guide).
     freeze_base : bool, default=False
         Keep the pretrained encoder fixed (in eval mode) and train only the head. Its
         pooled features are then computed once per fit and the head trains on them, so
@@ -169,11 +173,13 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the head's initialisation, dropout, batch order and the validation
         split. With an int, fitting on the CPU is reproducible.
-    verbose : int, default=0
-        Above 0, show progress bars and print one line per epoch. The bars (on stderr)
-        count the batches of each epoch, with the running mean loss and the time left,
-        and the texts of each prediction call (``predict``, ``transform``...); the lines
-        go to stdout.
+    verbose : int or "auto", default="auto"
+        Progress bars on stderr and one line per epoch on stdout. The bars count the
+        batches of each epoch, with the running loss of recent batches and the time
+        left, and the texts of each prediction call (``predict``, ``transform``...).
+        "auto": only when someone watches, that is when stderr is a terminal or a
+        notebook (not in logs, CI, pipes or ``n_jobs`` workers), and a prediction's bar
+        only after 2 s; 0: never; 1 or more: always.
 
     Attributes
     ----------
@@ -189,6 +195,10 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         The encoder's tokenizer.
     text_pairs_ : bool
         Whether the model was trained on text pairs (two columns) rather than texts.
+    interrupted_ : bool
+        True when Ctrl-C stopped the last ``fit`` (or ``partial_fit`` chunk), which then
+        raised ``KeyboardInterrupt`` with the weights of the last completed step kept;
+        False after a fit that ran to its end.
     n_iter_ : int
         Epochs run by ``fit``, or completed chunks of the ``partial_fit`` stream.
     loss_curve_ : list of float
@@ -259,7 +269,7 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         checkpoint_every=None,
         keep_checkpoints=2,
         random_state=None,
-        verbose=0,
+        verbose="auto",
     ):
         super().__init__(
             model_name_or_path, revision=revision,

@@ -140,7 +140,11 @@ class StreamingMixin:
         return trainer
 
     def _train_chunk(self, stream, source):
-        """One pass over a chunk; on failure the stream halts, counted at its last chunk."""
+        """One pass over a chunk; on failure the stream halts, counted at its last chunk.
+
+        Ctrl-C raises ``KeyboardInterrupt`` once the step in progress is complete, as in
+        ``fit``: an estimator fitted before predicts with the weights of that step and has
+        ``interrupted_=True``; one whose first chunk it was stays unfitted."""
         import torch
 
         from ._engine import Interrupted, oom_error
@@ -149,7 +153,10 @@ class StreamingMixin:
         try:
             return trainer.train(source, 1, verbose=self.verbose)
         except Interrupted:
-            raise KeyboardInterrupt(self._halt(stream, "was interrupted (Ctrl-C)")) from None
+            halted = self._halt(stream, "was interrupted (Ctrl-C)")
+            if hasattr(self, "model_"):
+                self.interrupted_ = True
+            raise KeyboardInterrupt(halted) from None
         except torch.OutOfMemoryError as exc:
             self._halt(stream, "ran out of memory")
             raise oom_error(trainer.device, self.batch_size, self.max_length) from exc
@@ -169,6 +176,7 @@ class StreamingMixin:
         # so the first chunk after fit starts them anew and drops the fit's scores.
         first = state.chunks == 1
         fitted = dict(fitted, n_iter_=state.chunks, n_samples_seen_=state.samples_seen,
+                      interrupted_=False,
                       loss_curve_=([] if first else self.loss_curve_) + losses, _stream=stream)
         dropped = ("_derived_model",) + (
             ("validation_scores_", "best_validation_score_") if first else ())

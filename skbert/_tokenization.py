@@ -4,10 +4,14 @@ A text becomes one token sequence (``truncation="head"`` or ``"head_tail"``) or,
 ``truncation="window"``, several overlapping windows of it; :class:`Encoding` holds the
 sequences flat, and ``windows`` says which belong to which text. Of skbert it uses only
 ``_cache``, to reuse the ids of texts tokenized before by the same tokenizer (the folds
-of a grid search).
+of a grid search). It also words the warning about texts cut by truncation
+(:func:`warn_truncated`), once per process for each setting.
 """
 
+import os
+import sys
 import threading
+import warnings
 import weakref
 from itertools import chain
 from typing import NamedTuple
@@ -23,6 +27,10 @@ _TOKENIZE_CHUNK = 8192
 # the rest from its end: 128 of 510 was the best split for long reviews in Sun et al.
 # (2019), "How to Fine-Tune BERT for Text Classification?".
 HEAD_SHARE = 0.25
+# The settings (estimator, model, max_length, truncation, fit or predict) whose
+# truncation warning this process has shown: the fits of a grid search warn once.
+_TRUNCATION_WARNED = set()
+_TRUNCATION_LOCK = threading.Lock()
 
 
 class Encoding(NamedTuple):
@@ -387,3 +395,55 @@ def count_truncated(tokenizer, texts, encoding, max_length):
         out = _tokenize(tokenizer, picked, truncation=False, verbose=False,
                         return_attention_mask=False, return_token_type_ids=False)
     return sum(len(ids) > max_length for ids in out["input_ids"])
+
+
+def warn_truncated(cut, n_texts, max_length, truncation, *, setting):
+    """Warn that ``cut`` of ``n_texts`` texts lost tokens to ``truncation`` at
+    ``max_length``, on the line of the caller's code that called skbert (not a line of
+    skbert, scikit-learn or joblib: the ``search.fit(...)`` of a grid search).
+
+    Under the warnings filters' usual actions ("default", "module", "once") it warns once
+    per process for a ``setting`` (a hashable: the estimator and the parameters that
+    decide truncation), so that the fits of a search or the chunks of a loop warn once;
+    under "always" or "error" (``pytest.warns``, ``-W error``) every time.
+    """
+    kept = "its first" if truncation == "head" else "the first quarter and the last of its"
+    message = (
+        f"{cut} of {n_texts} texts ({cut / n_texts:.0%}) are longer than "
+        f"max_length={max_length} tokens; truncation={truncation!r} keeps {kept} "
+        f"{max_length} tokens. Raise max_length (up to the model's "
+        "max_position_embeddings), or set truncation='window' to read every token."
+    )
+    stacklevel, frame = _outside_stacklevel()
+    module = frame.f_globals.get("__name__", "sys") if frame is not None else "sys"
+    with _TRUNCATION_LOCK:
+        seen = setting in _TRUNCATION_WARNED
+        _TRUNCATION_WARNED.add(setting)
+    if seen and _filter_action(message, UserWarning, module) not in ("always", "all", "error"):
+        return
+    warnings.warn(message, UserWarning, stacklevel=stacklevel)
+
+
+def _outside_stacklevel():
+    """``(stacklevel, frame)`` for ``warnings.warn`` called in this module's caller's
+    caller: of the first frame outside skbert, scikit-learn and joblib (None and the
+    outermost level when every frame is theirs, as in a worker process)."""
+    prefixes = tuple(
+        os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+        for module in (sys.modules.get(name) for name in ("skbert", "sklearn", "joblib"))
+        if getattr(module, "__file__", None)
+    )
+    frame, level = sys._getframe(2), 2  # the caller of warn_truncated is at level 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(prefixes):
+        frame, level = frame.f_back, level + 1
+    return level, frame
+
+
+def _filter_action(message, category, module):
+    """The action of the first of ``warnings.filters`` that matches a warning of
+    ``message`` and ``category`` attributed to ``module`` (any line)."""
+    for action, text, kind, of_module, _ in warnings.filters:  # patterns are compiled
+        if ((text is None or text.match(message)) and issubclass(category, kind)
+                and (of_module is None or of_module.match(module))):
+            return action
+    return warnings.defaultaction

@@ -26,7 +26,7 @@ PARAMETER_CONSTRAINTS = {
     "truncation": [StrOptions({"head", "head_tail", "window"})],
     "window_stride": [Interval(Integral, 1, None, closed="left"), None],
     "window_pooling": [StrOptions({"mean", "max"})],
-    "pooling": [StrOptions({"mean", "cls"})],
+    "pooling": [StrOptions({"mean", "cls", "pooler"})],
     "freeze_base": ["boolean"],
     "head": [None, tuple, callable],
     "head_dropout": [Interval(Real, 0, 1, closed="left"), None],
@@ -52,7 +52,7 @@ PARAMETER_CONSTRAINTS = {
     "checkpoint_every": [Interval(Integral, 1, None, closed="left"), None],
     "keep_checkpoints": [Interval(Integral, 1, None, closed="left")],
     "random_state": ["random_state"],
-    "verbose": ["verbose"],
+    "verbose": ["verbose", StrOptions({"auto"})],
 }
 
 

@@ -7,9 +7,10 @@ __all__ = ["TrainingInterrupted"]
 
 
 class TrainingInterrupted(UserWarning):
-    """Ctrl-C stopped ``fit`` after a complete optimizer step.
+    """Ctrl-C stopped ``fit`` after a complete optimizer step (skbert 0.1).
 
-    The estimator keeps the weights of the last completed step. Turn it into an
-    exception with ``warnings.filterwarnings("error", category=TrainingInterrupted)``
-    to stop a script (the command line does this, and exits with 130).
+    Since Ctrl-C makes every ``fit`` and ``partial_fit`` raise ``KeyboardInterrupt``
+    (the estimator keeping the weights of the last completed step, with
+    ``interrupted_=True``), no skbert trainer warns this any more; the category stays
+    so that filters naming it keep working.
     """

@@ -19,7 +19,7 @@ PACKAGE = ROOT / "skbert"
 PAGE = ROOT / "docs" / "architecture.md"
 # The command line and the integrations: public API plus these modules only (the command
 # line also plans a stream's steps with _batching's one batch count).
-WINGS = ("_cli/", "dask")
+WINGS = ("_cli/", "dask", "spark", "ray")
 WING_MAY_USE = {"skbert", "exceptions", "_validation", "_io", "_checkpoint"}
 EXTRA = {"_cli/": {"_batching"}}
 

@@ -157,7 +157,7 @@ def test_fit_help_lists_typed_parameter_flags(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "--learning-rate FLOAT Peak learning rate of AdamW. (default: 5e-05)" in out
     assert "--max-iter INT, --epochs INT Number of epochs" in out
-    assert "--pooling {cls,mean}" in out and "--early-stopping, --no-early-stopping" in out
+    assert "--pooling {cls,mean,pooler}" in out and "--early-stopping, --no-early-stopping" in out
     assert "--head-dropout FLOAT" in out and "--random-state INT" in out
     docs = docstring_parameters(BertTextClassifier)
     for name in inspect.signature(BertTextClassifier).parameters:
@@ -225,3 +225,23 @@ def test_wings_use_no_private_api():
         private = set(re.findall(r"\b(?!skbert\b)[a-z]\w*\.(_[a-z]\w*)", text))
         assert not private, f"{path.name} reads {sorted(private)}"
         assert not re.search(r"\b(model|clf|estimator)\.\w+_ = ", text), path.name
+
+
+@pytest.mark.any_precision
+def test_help_lists_the_commands_without_importing_them(capsys):
+    """Check that `skbert --help` lists each command with its module's help line, and
+    builds (imports) no command's module: only the command that runs is built."""
+    import argparse
+
+    from skbert._cli import COMMANDS, build_parser
+
+    full = build_parser()
+    choices = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
+    assert {c.dest: c.help for c in choices._choices_actions} == COMMANDS
+    code = ("import sys; from skbert._cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('skbert._cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "fit       train a model on a labelled file" in out
+    assert out.strip().splitlines()[-1] == "['skbert._cli.options']"

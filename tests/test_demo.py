@@ -27,3 +27,24 @@ def test_demo_prints_the_comparison_table(tiny_model_dir):
     gain = float(re.search(r"skbert - TF-IDF accuracy: ([-+]\d\.\d{3})", result.stdout)[1])
     assert abs(gain - (accuracy["BertTextClassifier"] - accuracy["TF-IDF"])) < 2e-3
     assert result.returncode == (0 if gain > 0 else 1)
+    assert re.search(r"^fit: about \d+ s on this machine \(from the first 2 of 2 batches\)$",
+                     result.stdout, re.MULTILINE), result.stdout
+
+
+def test_demo_quick_mode_arguments():
+    """Check that --quick (make demo QUICK=1) trains on 1,000 texts for one epoch at the
+    quick learning rate, that given values win over it, and that the full demo keeps its
+    4,000 texts, 3 epochs and 5e-5."""
+    sys.path.insert(0, str(DEMO.parent))
+    try:
+        import demo
+    finally:
+        sys.path.remove(str(DEMO.parent))
+    quick = demo.settings(["--quick"])
+    assert (quick.n_train, quick.max_iter, quick.learning_rate) == (1000, 1, 1e-4)
+    mixed = demo.settings(["--quick", "--max-iter", "2", "--n-train", "500"])
+    assert (mixed.n_train, mixed.max_iter, mixed.learning_rate) == (500, 2, 1e-4)
+    full = demo.settings([])
+    assert (full.n_train, full.max_iter, full.learning_rate) == (None, 3, 5e-5)
+    makefile = (DEMO.parents[1] / "Makefile").read_text()
+    assert "$(if $(QUICK),--quick)" in makefile

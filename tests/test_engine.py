@@ -194,8 +194,9 @@ def test_ctrl_c_in_first_epoch_with_early_stopping(tiny_params, toy_data, monkey
     X, y, _, _ = toy_data
     _ctrl_c_at_loss(monkeypatch, 2)
     clf = BertTextClassifier(**dict(tiny_params, early_stopping=True, max_iter=3))
-    with pytest.warns(UserWarning, match="interrupted by user during epoch 1"):
+    with pytest.raises(KeyboardInterrupt, match="interrupted by user during epoch 1"):
         clf.fit(X, y)
+    assert clf.interrupted_ is True
     assert clf.n_iter_ == 1 and clf.validation_scores_ == []
     assert clf.predict(X[:5]).shape == (5,)
 
@@ -465,3 +466,26 @@ def test_seeding_the_head_leaves_every_other_generator_alone(monkeypatch):
     assert calls == []
     assert torch.equal(first, again)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_ctrl_c_in_masked_lm_fit_raises_after_keeping_the_weights(tiny_model_dir, monkeypatch):
+    """Ctrl-C in MaskedLMPretrainer.fit raises KeyboardInterrupt (it warned and returned
+    in 0.1, so a script went on with a half-trained encoder), once the pretrainer holds
+    the weights of the last completed step."""
+    X, _ = make_texts(64, seed=2)
+    calls = []
+    loss = _sources.MaskedTokenBatches.loss
+
+    def pressing(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)
+        return loss(self, *args)
+
+    monkeypatch.setattr(_sources.MaskedTokenBatches, "loss", pressing)
+    pre = MaskedLMPretrainer(tiny_model_dir, max_length=32, max_iter=3, batch_size=16,
+                             device="cpu", random_state=0)
+    with pytest.raises(KeyboardInterrupt, match="interrupted by user during epoch 1"):
+        pre.fit(X)
+    assert pre.interrupted_ is True and pre.n_iter_ == 1
+    assert len(calls) == 3  # stopped after the step in progress

@@ -4,7 +4,6 @@ prediction path of ``_prediction`` on a toy network. Each runs in well under a s
 so a change of the engine iterates in seconds."""
 
 import signal
-import warnings
 
 import numpy as np
 import pytest
@@ -18,12 +17,11 @@ from skbert._engine import (
     Interrupted,
     Trainer,
     TrainingPlan,
+    interrupted_error,
     new_state,
-    warn_interrupted,
 )
 from skbert._prediction import outputs
 from skbert._tokenization import Encoding
-from skbert.exceptions import TrainingInterrupted
 
 CPU = torch.device("cpu")
 
@@ -111,19 +109,18 @@ def test_trainer_refuses_a_non_finite_loss_without_updating():
     assert trainer.state.steps == 2
 
 
-def test_ctrl_c_stops_after_a_complete_step_with_a_warning_category():
+def test_ctrl_c_stops_after_a_complete_step_and_fit_raises_keyboard_interrupt():
     """Check that SIGINT during a step finishes that step, raises Interrupted with the
-    mean loss so far, and that its warning is a TrainingInterrupted (filterable by
-    category, whatever its text)."""
+    mean loss so far, and that what fit raises after it is a KeyboardInterrupt (which
+    stops a script or a search) saying the estimator is fitted."""
     trainer = toy_trainer()
     source = ToySource(on_loss=lambda calls: calls == 2 and signal.raise_signal(signal.SIGINT))
     with pytest.raises(Interrupted) as caught:
         trainer.train(source, 3)
     assert trainer.state.steps == 2 and len(caught.value.losses) == 1
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", category=TrainingInterrupted)
-        with pytest.raises(TrainingInterrupted):
-            warn_interrupted(caught.value)
+    error = interrupted_error(caught.value)
+    assert isinstance(error, KeyboardInterrupt)
+    assert "interrupted_=True" in str(error) and "n_iter_=1" in str(error)
 
 
 def test_early_stopping_restores_the_best_weights():

@@ -57,12 +57,15 @@ def _nan_head(in_features, n_classes):
 
 
 def test_ctrl_c_keeps_last_consistent_state(tiny_params, toy_data):
-    """Check that Ctrl-C mid-fit stops after the step in progress, warns, and stays usable."""
+    """Check that Ctrl-C mid-fit stops after the step in progress and raises
+    KeyboardInterrupt, leaving a fitted estimator that says so and predicts."""
     X, y, X_test, _ = toy_data
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN in a job started in the background
     clf = BertTextClassifier(**dict(tiny_params, head=_InterruptingHead, max_iter=5))
-    with pytest.warns(UserWarning, match="interrupted by user during epoch 1"):
+    with pytest.raises(KeyboardInterrupt, match="interrupted by user during epoch 1.*"
+                                                "interrupted_=True, n_iter_=1"):
         clf.fit(X, y)
+    assert clf.interrupted_ is True
     assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 1
     assert clf.model_.head.calls == 5  # no step began after the one interrupted
     proba = clf.predict_proba(X_test)
@@ -71,13 +74,15 @@ def test_ctrl_c_keeps_last_consistent_state(tiny_params, toy_data):
 
 
 def test_ctrl_c_between_epochs_stops_before_the_next(tiny_params, toy_data):
-    """Check that Ctrl-C during validation stops before the next epoch begins."""
+    """Check that Ctrl-C during validation stops before the next epoch begins, raising
+    KeyboardInterrupt with the epoch's validation score kept."""
     X, y, _, _ = toy_data
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN in a job started in the background
     clf = BertTextClassifier(**dict(tiny_params, head=_InterruptedInValidationHead,
                                     early_stopping=True, n_iter_no_change=5, max_iter=4))
-    with pytest.warns(UserWarning, match="interrupted by user after epoch 1"):
+    with pytest.raises(KeyboardInterrupt, match="interrupted by user after epoch 1"):
         clf.fit(X, y)
+    assert clf.interrupted_ is True
     assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 1 and clf.validation_scores_
     assert len(clf.validation_scores_) == 1
     assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
@@ -247,3 +252,17 @@ def test_replace_folder_puts_the_old_folder_back_when_the_swap_fails(tmp_path, m
         _checkpoint.replace_folder(tmp_path / "staging", tmp_path / "target")
     assert (tmp_path / "target" / "f").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["staging", "target"]
+
+
+def test_ctrl_c_in_partial_fit_raises_and_marks_the_estimator(tiny_params, toy_data):
+    """Check that Ctrl-C in a later chunk of partial_fit raises KeyboardInterrupt and
+    leaves the fitted estimator predicting with interrupted_=True (False after each
+    completed chunk)."""
+    X, y, X_test, _ = toy_data
+    clf = BertTextClassifier(**dict(tiny_params, head=_InterruptingHead))
+    clf.partial_fit(X[:40], y[:40], classes=[0, 1])  # 3 steps
+    assert clf.interrupted_ is False
+    with pytest.raises(KeyboardInterrupt, match="was interrupted .* during chunk 2"):
+        clf.partial_fit(X[40:80], y[40:80])  # SIGINT in its 2nd step
+    assert clf.interrupted_ is True and clf.n_iter_ == 1
+    assert np.isfinite(clf.predict_proba(X_test)).all()

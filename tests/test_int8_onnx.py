@@ -217,3 +217,40 @@ def test_export_onnx_unfitted_and_unserialisable_labels(fitted, tmp_path):
     with pytest.raises(TypeError, match="not JSON serialisable"):
         clf.export_onnx(tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+_EXPORT_IN_CHILD = """
+import pickle, sys
+clf = pickle.loads(open(sys.argv[1], "rb").read())
+clf.predict(["warm up"])  # prediction's own first-call work, before the mark
+print("MARK", flush=True)
+print("MARK", file=sys.stderr, flush=True)
+clf.export_onnx(sys.argv[2])
+"""
+
+
+@pytest.mark.any_precision
+def test_export_onnx_prints_nothing(ort, fitted, tmp_path, capfd):
+    """Check that export_onnx writes nothing to stdout or stderr, on a fresh process's
+    first export (where torch's exporter logs its "torchvision is not installed" notes)
+    and in this one, and that it puts the exporter's logger levels back."""
+    import logging
+    import subprocess
+    import sys
+
+    saved = tmp_path / "fitted.pkl"
+    saved.write_bytes(pickle.dumps(fitted))
+    child = subprocess.run(
+        [sys.executable, "-c", _EXPORT_IN_CHILD, str(saved), str(tmp_path / "child")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    assert (tmp_path / "child" / "model.onnx").is_file()
+    assert child.stdout.split("MARK\n", 1)[1] == ""
+    assert child.stderr.split("MARK\n", 1)[1] == "", child.stderr
+
+    levels = {name: logging.getLogger(name).level for name in ("torch.onnx", "onnxscript")}
+    capfd.readouterr()
+    fitted.export_onnx(tmp_path / "here")
+    assert capfd.readouterr() == ("", "")
+    assert {name: logging.getLogger(name).level for name in levels} == levels

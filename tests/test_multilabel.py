@@ -16,10 +16,10 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.utils import check_random_state
 
 from skbert import BertTextClassifier
-from skbert._classifier import TRUSTED_TYPES, tuned_thresholds
+from skbert._classifier import TRUSTED_TYPES, mean_average_precision, tuned_thresholds
 from skbert._sources import Criterion, batch_loss, pos_weights, validation_split
 
-from .conftest import make_multilabel_texts
+from .conftest import _NEGATIVE, _NEUTRAL, _POSITIVE, make_multilabel_texts
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +280,109 @@ def test_label_missing_from_the_held_out_part_keeps_one_half(tiny_params, multil
     assert clf.thresholds_[2] == 0.5
     np.testing.assert_array_equal(tuned_thresholds(np.full((3, 1), 0.9), np.zeros((3, 1))),
                                   [0.5])
+
+
+def _sparse_labels(n, seed):
+    """Texts with four rare labels (each on about 8% of the texts), each shown by a word
+    of its own group: most texts have no label at all."""
+    rng = np.random.default_rng(seed)
+    groups = [_POSITIVE[:4], _POSITIVE[4:], _NEGATIVE[:4], _NEGATIVE[4:]]
+    Y = (rng.random((n, 4)) < 0.08).astype(np.int64)
+    texts = []
+    for row in Y:
+        words = list(rng.choice(_NEUTRAL, size=rng.integers(2, 8)))
+        for column in np.flatnonzero(row):
+            words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(groups[column])))
+        texts.append(" ".join(words))
+    return texts, Y
+
+
+def test_multilabel_early_stopping_scores_without_a_threshold(tiny_params):
+    """Check that multi-label early stopping scores the mean average precision, which
+    rises while the rare labels are learned, so it does not stop at its first chance:
+    subset accuracy at 0.5 stays flat (no label predicted yet) and stopped after
+    n_iter_no_change + 1 epochs."""
+    X, Y = _sparse_labels(200, seed=0)
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=6, early_stopping=True,
+                                    n_iter_no_change=2, validation_fraction=0.2)).fit(X, Y)
+    scores = clf.validation_scores_
+    assert len(set(scores)) > 1 and clf.best_validation_score_ == max(scores)
+    assert clf.n_iter_ > 3 and max(scores) > scores[0] + 0.1
+    assert clf.calibration_proba_.shape == (40, 4)  # the hold-out calibrates too
+
+
+@pytest.mark.any_precision
+def test_mean_average_precision_moves_where_subset_accuracy_is_flat():
+    """Check the validation score of multi-label early stopping: threshold-free (ranking
+    better without crossing 0.5 raises it), and minus the log-loss without positives."""
+    Y = np.array([[1, 0], [0, 0], [0, 1], [0, 0]])
+    worse = np.log(np.array([[0.2, 0.3], [0.3, 0.1], [0.1, 0.2], [0.1, 0.3]]))
+    better = np.log(np.array([[0.4, 0.1], [0.1, 0.1], [0.1, 0.4], [0.1, 0.1]]))
+    subset = Criterion("multilabel").score
+    assert subset(worse, Y) == subset(better, Y) == 0.5
+    assert mean_average_precision(better, Y) == 1.0 > mean_average_precision(worse, Y)
+    none = np.zeros((4, 2), dtype=np.int64)
+    assert mean_average_precision(np.full((4, 2), -3.0), none) > mean_average_precision(
+        np.zeros((4, 2)), none)
+
+
+@pytest.fixture(scope="module")
+def guaranteed(multilabel_fitted, multilabel_data):
+    """The multi-label model calibrated on 60 held-out texts (a copy)."""
+    clf = pickle.loads(pickle.dumps(multilabel_fitted))
+    _, _, X_test, Y_test = multilabel_data
+    return clf.calibrate_sets(X_test[:60], Y_test[:60])
+
+
+def test_guarantee_thresholds_precision_and_recall(guaranteed, multilabel_data):
+    """Check that thresholds for a precision level replace thresholds_ (used by predict)
+    and keep the precision on new texts, that recall thresholds keep recall, and that a
+    stricter level moves every threshold the right way."""
+    from sklearn.metrics import precision_score, recall_score
+
+    clf = pickle.loads(pickle.dumps(guaranteed))
+    _, _, X_test, Y_test = multilabel_data
+    X_new, Y_new = X_test[60:], Y_test[60:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 60 texts suffice for every label
+        assert clf.guarantee_thresholds(precision=0.7, delta=0.2) is clf
+    precise = clf.thresholds_.copy()
+    assert precise.shape == (3,) and ((precise >= 0) & (precise < 1)).all()
+    pred = clf.predict(X_new)
+    np.testing.assert_array_equal(pred, clf.predict_proba(X_new) >= precise)
+    assert precision_score(Y_new, pred, average=None, zero_division=1).min() >= 0.7
+    clf.guarantee_thresholds(recall=0.8)
+    assert recall_score(Y_new, clf.predict(X_new), average=None).min() >= 0.8
+    recall_80 = clf.thresholds_.copy()
+    clf.guarantee_thresholds(recall=0.95, delta=0.2)
+    assert (clf.thresholds_ <= recall_80).all()
+
+
+@pytest.mark.any_precision
+def test_guarantee_thresholds_refusals(guaranteed, multilabel_fitted, multilabel_data):
+    """Check the errors and warnings of guarantee_thresholds and of the set methods on a
+    multi-label model."""
+    clf = pickle.loads(pickle.dumps(guaranteed))
+    X_test = multilabel_data[2]
+    with pytest.raises(ValueError, match="Give exactly one of precision and recall"):
+        clf.guarantee_thresholds()
+    with pytest.raises(ValueError, match="Give exactly one of precision and recall"):
+        clf.guarantee_thresholds(precision=0.9, recall=0.9)
+    with pytest.raises(ValueError, match="precision must be a float strictly between 0 and 1"):
+        clf.guarantee_thresholds(precision=1.5)
+    with pytest.raises(ValueError, match="predict_set applies to single-label models"):
+        clf.predict_set(X_test)
+    with pytest.raises(ValueError, match="predict_or_abstain applies to single-label"):
+        clf.predict_or_abstain(X_test)
+    with pytest.raises(ValueError, match=r"needs a calibration .* call calibrate_sets"):
+        multilabel_fitted.guarantee_thresholds(precision=0.9)
+    with pytest.warns(UserWarning, match=r"label column\(s\) \[0, 1, 2\] cannot be shown to "
+                                         r"keep precision=0.999"):
+        clf.guarantee_thresholds(precision=0.999, delta=0.01)
+    np.testing.assert_array_equal(clf.thresholds_, [1.0, 1.0, 1.0])
+    clf.calibration_y_ = clf.calibration_y_.copy()
+    clf.calibration_y_[:, 2] = 0
+    before = clf.thresholds_[2]
+    with pytest.warns(UserWarning, match=r"column\(s\) \[2\] .* no calibration positive"):
+        clf.guarantee_thresholds(recall=0.5)
+    assert clf.thresholds_[2] == before

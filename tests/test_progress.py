@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
-from skbert import BertTextClassifier, _prediction
+from skbert import BertTextClassifier, _engine, _prediction
 from skbert._batching import count_batches
 from skbert._cli import data as cli_data
 from skbert._cli import main
@@ -61,6 +61,126 @@ def test_fit_verbose_shows_epoch_bars_with_loss_and_total(tiny_params, toy_data,
                  if line.startswith(f"Epoch {epoch}:") and f"{n_batches}/{n_batches}" in line]
         assert f"loss={loss:.4f}]" in final[-1]  # the pass's mean loss at its end
         assert f"Epoch {epoch}/2: loss={loss:.4f}" in out
+
+
+class _ConstantLossSource:
+    """One-row batches whose losses are ``values`` (the network's output times 0 plus the
+    value: a graph to step through), optionally sleeping ``pause`` seconds in batch 0."""
+
+    def __init__(self, values, pause=0.0):
+        self.values, self.pause, self.n_texts = values, pause, len(values)
+
+    def batches(self, rng):
+        return [np.array([i]) for i in range(self.n_texts)]
+
+    def loss(self, network, rows, part):
+        import time
+
+        import torch
+
+        if rows[0] == 0:
+            time.sleep(self.pause)
+        return network(torch.ones(1, 1)).sum() * 0 + self.values[rows[0]]
+
+
+def _recording_trainer(monkeypatch):
+    """A trainer of a 1x1 linear network whose bars record each loss they are given and
+    count their redraws: ``(trainer, shown, redraws)``."""
+    import torch
+
+    shown, redraws = [], []
+
+    class Recording(_engine.tqdm):
+        def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+            shown.append(float(kwargs["loss"]))
+            super().set_postfix(ordered_dict, refresh, **kwargs)
+
+        def refresh(self, *args, **kwargs):
+            redraws.append(1)
+            return super().refresh(*args, **kwargs)
+
+    monkeypatch.setattr(_engine, "tqdm", Recording)
+    module = torch.nn.Linear(1, 1)
+    groups = [{"params": list(module.parameters()), "lr": 0.1, "weight_decay": 0.0}]
+    cpu = torch.device("cpu")
+    state = _engine.new_state(groups, _engine.TrainingPlan(0, 100), 0, cpu, None)
+    return _engine.Trainer(module, module, state, device=cpu), shown, redraws
+
+
+def test_fit_bar_shows_the_running_loss_of_recent_batches(monkeypatch, capsys):
+    """Check that the bar's loss is a running loss of recent batches, updated every
+    step (not every 10): the first batch's own loss at once, close to the recent
+    batches' after a drop (while the pass's mean lags), and the pass's mean at its end,
+    as the epoch line."""
+    trainer, shown, _ = _recording_trainer(monkeypatch)
+    values = [4.0] * 20 + [1.0] * 20
+    losses = trainer.train(_ConstantLossSource(values), 1, verbose=1)
+    assert losses == [pytest.approx(2.5)]
+    assert len(shown) == len(values) + 1  # every step, then the pass's mean
+    assert shown[0] == pytest.approx(4.0) and shown[19] == pytest.approx(4.0)
+    assert shown[1:20] == [pytest.approx(4.0)] * 19  # bias-corrected: not pulled to 0
+    assert 1.0 < shown[39] < 1.5  # the recent batches' 1.0, not the mean 2.5
+    assert shown[-1] == pytest.approx(2.5)
+    assert "Epoch 1/1: loss=2.5000" in capsys.readouterr().out
+
+
+def test_fit_bar_is_redrawn_during_a_slow_step(monkeypatch, capsys):
+    """Check that a bar is redrawn on a timer while a step runs long (its elapsed time
+    moves), and not at all when hidden."""
+    monkeypatch.setattr(_engine, "_REDRAW_SECONDS", 0.05)
+    trainer, _, redraws = _recording_trainer(monkeypatch)
+    trainer.train(_ConstantLossSource([1.0, 1.0], pause=0.5), 1, verbose=1)
+    assert len(redraws) >= 4  # about 10 during the pause
+    redraws.clear()
+    trainer.train(_ConstantLossSource([1.0, 1.0], pause=0.3), 1, verbose=0)
+    assert len(redraws) <= 1  # at most the call of the pass end, which draws nothing
+    capsys.readouterr()
+
+
+def test_auto_verbose_follows_who_watches(monkeypatch):
+    """Check that verbose="auto" shows progress when stderr is a terminal or in a
+    notebook's kernel, only in the main thread of the main process, and that ints
+    keep their meaning."""
+    import io
+    import sys
+    import threading
+    import types
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert _engine.resolve_verbose(0) == 0 and _engine.resolve_verbose(2) == 2
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert _engine.resolve_verbose("auto") == 0  # a pipe, a log, pytest's capture
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert _engine.resolve_verbose("auto") == 1
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(_engine.watched()))
+    thread.start()
+    thread.join()
+    assert seen == [False]  # a thread of n_jobs' threading backend
+    monkeypatch.setattr("multiprocessing.parent_process", lambda: object())
+    assert not _engine.watched()  # a joblib (loky) or multiprocessing worker
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    kernel = types.SimpleNamespace(kernel=object())
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: kernel))
+    assert _engine.watched()  # a notebook: stderr is the kernel's stream
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: None))
+    assert not _engine.watched()
+
+
+def test_auto_verbose_is_silent_under_capture(tiny_params, toy_data, capsys):
+    """Check that fit and predict under verbose="auto" print nothing when stderr is not a
+    terminal (pytest's capture, as CI and logs)."""
+    X, y, X_test, _ = toy_data
+    clf = BertTextClassifier(**dict(tiny_params, max_iter=1, verbose="auto")).fit(X, y)
+    clf.predict_proba(X_test)
+    assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.parametrize("method", ["predict_proba", "predict", "decision_function",
@@ -226,7 +346,7 @@ def test_cli_fit_shows_the_training_bar_unless_quiet(tiny_params, toy_data, tmp_
     assert stdout == ""
     assert _counts(err, "Epoch 1")[-1] == (n_batches, n_batches)
     assert "loss=" in err and "Epoch 1/1: loss=" in err
-    assert sio.load(out, trusted=TRUSTED).verbose == 0
+    assert sio.load(out, trusted=TRUSTED).verbose == BertTextClassifier().verbose
     for extra in ([], ["--verbose", "1"]):
         assert main(["fit", str(data), "--out", str(out), "--quiet", *params, *extra]) == 0
         assert capsys.readouterr() == ("", "")

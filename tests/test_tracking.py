@@ -8,7 +8,10 @@ MLflow infers none).
 
 import itertools
 import math
+import os
+import re
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +26,11 @@ pytestmark = [
     # both are MLflow's, not skbert's.
     pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:`y_pred` was renamed to `y_proba`:FutureWarning"),
+    # pyspark, which mlflow.pyfunc imports when it is installed, about pandas 3.
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
 ]
 
+ROOT = Path(__file__).resolve().parents[1]
 _MLFLOW_MISSING = "MLflow tests need mlflow-skinny (pip install 'skbert[tracking]' or '[test]')"
 _OPTUNA_MISSING = "Optuna tests need optuna (pip install 'skbert[tracking]' or '[test]')"
 
@@ -127,6 +133,54 @@ def test_mlflow_skops_artifact_loads_trusting_only_skbert(
     assert sio.get_untrusted_types(file=path) == ["skbert._classifier.BertTextClassifier"]
     loaded = sio.load(path, trusted=TRUSTED_TYPES)
     np.testing.assert_array_equal(loaded.predict_proba(X_test), fitted.predict_proba(X_test))
+
+
+def test_mlflow_docs_recipe_logs_signature_and_input_example(
+        mlflow_store, experiment, fitted, toy_data, caplog):
+    """Check that docs/tracking.md's recipe, under MLflow 3.18's defaults (a SQLite store,
+    skops with ``TRUSTED_TYPES``), logs a signature of one string column and an input
+    example, and that the model loads back, as scikit-learn and as pyfunc, and predicts
+    as the fitted one."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    mlflow, _ = mlflow_store
+    _, _, X_test, _ = toy_data
+    recipe = _python_block(ROOT / "docs" / "tracking.md", "mlflow.sklearn.log_model(")
+    for needed in ("sqlite:///", "skops_trusted_types=TRUSTED_TYPES", "signature=infer_signature(",
+                   "input_example=example", "mlflow.pyfunc.load_model("):
+        assert needed in recipe, f"docs/tracking.md's recipe lacks {needed}"
+
+    example = X_test[:2]
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.sklearn.log_model(
+            fitted, name="model", serialization_format="skops",
+            skops_trusted_types=TRUSTED_TYPES, pip_requirements=["skbert"],
+            signature=infer_signature(example, fitted.predict(example)), input_example=example,
+        )
+    # MLflow predicted the input example when logging; a failure there only logs a warning.
+    assert "Failed to validate serving input" not in caplog.text
+    model_info = mlflow.models.get_model_info(info.model_uri)
+    assert [spec.type.name for spec in model_info.signature.inputs] == ["string"]
+    assert model_info.signature.outputs is not None
+    assert model_info.saved_input_example_info is not None
+    folder = mlflow.artifacts.download_artifacts(info.model_uri)
+    assert {"input_example.json", "serving_input_example.json", "model.skops"} <= set(
+        os.listdir(folder))
+
+    loaded = mlflow.sklearn.load_model(info.model_uri)
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), fitted.predict_proba(X_test))
+    served = mlflow.pyfunc.load_model(info.model_uri)
+    np.testing.assert_array_equal(served.predict(X_test), fitted.predict(X_test))
+    np.testing.assert_array_equal(  # a request: one column of texts
+        served.predict(pd.DataFrame({"text": X_test[:5]})), fitted.predict(X_test[:5]))
+
+
+def _python_block(path, containing):
+    """The first fenced python block of a Markdown page that contains ``containing``."""
+    blocks = re.findall(r"^```python\n(.*?)^```", path.read_text(encoding="utf-8"),
+                        flags=re.S | re.M)
+    return next(block for block in blocks if containing in block)
 
 
 # The autologged training metrics of a candidate that predicts one class.

@@ -13,29 +13,42 @@ exit status. The commands share `options` (option types, the options of every co
 output), `data` (reading DATA, checking ``--out``), `models` (model files) and `params`
 (every estimator parameter as a flag of ``fit``). They use skbert's public API and
 `skbert._validation`, `skbert._io` and `skbert._checkpoint`. torch, transformers and
-skops are imported inside the commands, so ``skbert --help`` starts fast. See
-docs/cli.md.
+skops are imported inside the commands, and a command's module (with numpy,
+scikit-learn and the estimators' flags) only when that command runs, so ``skbert
+--help`` starts fast. See docs/cli.md.
 """
 
 import argparse
+import importlib
 import re
 import sys
 import warnings
 
 from .. import __version__
 from ..exceptions import TrainingInterrupted
-from . import evaluate, fit, predict
 from .options import PROG, CommandError, common_options
 
 __all__ = ["CommandError", "build_parser", "main"]
 
-COMMANDS = (fit, predict, evaluate)
+# Each command, in the order of the help, with its one-line help (what its module's
+# ``add_parser`` says; tests/test_cli_main.py checks that they agree).
+COMMANDS = {
+    "fit": "train a model on a labelled file",
+    "predict": "write predictions of a saved model",
+    "evaluate": "print accuracy, macro-F1 and MCC of a model",
+}
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
-def build_parser():
+def build_parser(command=None):
     """The argument parser of ``skbert`` and its commands.
+
+    Parameters
+    ----------
+    command : str or None, default=None
+        Build only this command's options (and import only its module); the others are
+        listed with their help and no options. None builds every command's options.
 
     Returns
     -------
@@ -52,9 +65,18 @@ def build_parser():
                         help="show the full traceback of an error")
     common = common_options()
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.add_parser(commands, common)
+    for name, summary in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"{__name__}.{name}").add_parser(commands, common)
+        else:
+            commands.add_parser(name, help=summary)
     return parser
+
+
+def _command_of(argv):
+    """The command ``argv`` names (its first word that is not an option), or None."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
 
 
 def main(argv=None):
@@ -71,14 +93,18 @@ def main(argv=None):
         0 on success, 1 on an error (reported on one line of stderr), 130 when
         interrupted. Usage errors exit with 2 from argparse.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    # With no command (skbert --help, a typo) only the command names are needed.
+    parser = build_parser(command) if command is not None else build_parser("")
     args = parser.parse_args(argv)
     _check_usage(parser, args)
     try:
         with warnings.catch_warnings():  # restores showwarning for callers of main()
             warnings.showwarning = _show_warning
-            # fit and partial_fit turn Ctrl-C into this warning and return; the command
-            # must stop instead, before a half-trained chunk is checkpointed or saved.
+            # fit and partial_fit raise KeyboardInterrupt after Ctrl-C; a trainer that
+            # warns with this category instead and returns must stop the command too,
+            # before a half-trained model is checkpointed or saved.
             warnings.filterwarnings("error", category=TrainingInterrupted)
             args.run(args)
     except (KeyboardInterrupt, TrainingInterrupted):

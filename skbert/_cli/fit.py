@@ -285,7 +285,9 @@ def _fit_stream(data, labels, model, stream, params, quiet, shown):
         return
     rows_done = sum(sizes[k % len(sizes)] for k in range(done))
     k = 0
-    verbose = model.verbose if shown is None else shown
+    if shown is None:  # the command's bar of rows stands for the chunks' bars of "auto"
+        shown = 0 if model.verbose == "auto" else model.verbose
+    verbose = shown
     with progress(quiet, sum(sizes) * epochs, initial=rows_done, desc="training") as bar, \
             training_output(model, verbose):
         for _ in range(epochs):
