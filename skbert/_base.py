@@ -10,11 +10,14 @@ network, the training loop and the prediction path live in their own modules, im
 inside the methods so that ``import skbert`` stays light.
 """
 
+from __future__ import annotations
+
 import os
 import threading
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -25,6 +28,7 @@ from ._tokenization import pool_windows
 from ._validation import PARAMETER_CONSTRAINTS, check_sample_weight, check_texts, is_pair_input
 
 # Texts validated, tokenized and predicted together: bounds memory on huge inputs.
+
 _PREDICT_CHUNK_SIZE = 16384
 # A call warns when more than this share of its texts lose tokens to truncation.
 _TRUNCATED_SHARE = 0.05
@@ -501,7 +505,7 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
             return np.empty((0, width), dtype=np.float32)
         return np.concatenate(chunks)
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """Pooled features of texts ``X`` from the fitted encoder: embeddings.
 
         The vectors the head maps to logits (after the ``pooling`` step), batched like

@@ -4,10 +4,14 @@ The fit path, checkpoints, embeddings and persistence are the shared ones of
 ``_base``; this module adds what class labels are to the loss, and ``predict*``.
 """
 
+from __future__ import annotations
+
 import warnings
 from numbers import Integral
+from os import PathLike
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -333,7 +337,8 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, *, label_names=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None, *,
+            label_names: ArrayLike | None = None) -> BertTextClassifier:
         """Fine-tune the encoder on texts ``X`` with labels ``y``.
 
         Parameters
@@ -369,7 +374,9 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None, *, label_names=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None,
+                    sample_weight: ArrayLike | None = None, *,
+                    label_names: ArrayLike | None = None) -> BertTextClassifier:
         """Run one pass over the chunk ``(X, y)``, continuing the training so far.
 
         The optimizer state, learning-rate schedule and random state carry over
@@ -601,7 +608,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         logits = logits.astype(np.float64)
         return expit(logits) if self.multilabel_ else softmax(logits, axis=1)
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Logits of texts ``X``: the scores that ``predict_proba`` turns into probabilities.
 
         For calibration (``CalibratedClassifierCV(FrozenEstimator(clf),
@@ -649,7 +656,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         for logits in self._iter_logits(X, chunk_size):
             yield self._proba(logits)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities of texts ``X``.
 
         Parameters
@@ -666,7 +673,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         check_is_fitted(self)
         return self._proba(self._predict_logits(X))
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log of the class probabilities of texts ``X``.
 
         Parameters
@@ -685,7 +692,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         logits = self._predict_logits(X).astype(np.float64)
         return log_expit(logits) if self.multilabel_ else log_softmax(logits, axis=1)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted class labels of texts ``X``.
 
         Parameters
@@ -706,7 +713,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         return self.classes_[logits.argmax(axis=1)]
 
     # ------------------------------------------------------ answers with a guarantee
-    def calibrate_sets(self, X, y):
+    def calibrate_sets(self, X: ArrayLike, y: ArrayLike) -> BertTextClassifier:
         """Calibrate ``predict_set``, ``predict_or_abstain`` and ``guarantee_thresholds``
         on held-out texts ``X`` with their labels ``y``.
 
@@ -777,7 +784,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
             raise ValueError(f"{method} applies to single-label models; this one is "
                              f"multi-label: {instead}")
 
-    def predict_set(self, X, confidence=0.9):
+    def predict_set(self, X: ArrayLike, confidence: float = 0.9) -> np.ndarray:
         """Prediction sets of texts ``X`` that hold the true label with probability at
         least ``confidence``.
 
@@ -823,7 +830,8 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         quantile = conformal_quantile(lac_scores(proba_cal, y_cal), confidence)
         return prediction_sets(self.predict_proba(X), quantile)
 
-    def predict_or_abstain(self, X, max_error=0.05, *, delta=0.1, abstain_label=None):
+    def predict_or_abstain(self, X: ArrayLike, max_error: float = 0.05, *, delta: float = 0.1,
+                           abstain_label: object = None) -> np.ndarray:
         """Predicted labels of texts ``X``, or ``abstain_label`` where the model is not
         sure enough to err at most ``max_error`` of the time on the texts it answers.
 
@@ -897,7 +905,9 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
             return np.asarray(out.tolist(), dtype=np.result_type(self.classes_, kind))
         return out
 
-    def guarantee_thresholds(self, *, precision=None, recall=None, delta=0.1):
+    def guarantee_thresholds(self, *, precision: float | None = None,
+                             recall: float | None = None,
+                             delta: float = 0.1) -> BertTextClassifier:
         """Set a multi-label model's ``thresholds_`` so that each label keeps the
         ``precision`` (or ``recall``) asked for, with probability at least ``1 - delta``.
 
@@ -969,7 +979,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         self.thresholds_ = thresholds
         return self
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Mean accuracy of ``predict(X)`` against ``y``.
 
         Parameters
@@ -1021,7 +1031,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
             )
         return super().score(X, y, sample_weight=sample_weight)
 
-    def export_onnx(self, path, *, opset=None):
+    def export_onnx(self, path: str | PathLike, *, opset: int | None = None):
         """Write the fitted network as ONNX, with its tokenizer and classes, to a folder.
 
         For serving outside Python or with ONNX Runtime. The graph maps ``input_ids``

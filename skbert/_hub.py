@@ -11,6 +11,8 @@ imports nothing but a head factory that the caller names as trusted. Of skbert i
 ``_checkpoint`` (the atomic folder swap), ``_modeling`` and ``_pretrained``.
 """
 
+from __future__ import annotations
+
 import contextlib
 import importlib
 import json
@@ -759,7 +761,9 @@ def push_folder(estimator, repo_id, *, private=None, token=None, revision=None,
 class HubMixin:
     """The Hugging Face folder methods of skbert's estimators."""
 
-    def save_pretrained(self, path, *, metrics=None, data_description=None, standard=None):
+    def save_pretrained(self, path: str | os.PathLike, *, metrics: dict | None = None,
+                        data_description: str | None = None,
+                        standard: bool | None = None) -> Path:
         """Write the fitted estimator as a Hugging Face folder, atomically.
 
         The folder holds the fine-tuned network (``config.json``, ``model.safetensors``),
@@ -818,7 +822,8 @@ class HubMixin:
                            standard=standard)
 
     @classmethod
-    def from_pretrained(cls, name_or_path, *, revision=None, trusted=None):
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, revision: str | None = None,
+                        trusted: list[str] | None = None):
         """Load an estimator written by ``save_pretrained`` or ``push_to_hub``.
 
         Parameters

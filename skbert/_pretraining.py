@@ -4,9 +4,13 @@
 ``Trainer``) on the masked-token batches of ``_sources``.
 """
 
+from __future__ import annotations
+
 from numbers import Real
+from os import PathLike
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
@@ -111,7 +115,7 @@ class MaskedLMPretrainer(BaseEstimator):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: None = None) -> MaskedLMPretrainer:
         """Run ``max_iter`` epochs of masked language modelling on texts ``X``.
 
         Parameters
@@ -129,7 +133,7 @@ class MaskedLMPretrainer(BaseEstimator):
         return self._fit(X, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X: ArrayLike, y: None = None) -> MaskedLMPretrainer:
         """Run one pass of masked language modelling over the chunk ``X``.
 
         The model, optimizer and random state carry over between calls; the learning
@@ -231,7 +235,7 @@ class MaskedLMPretrainer(BaseEstimator):
                        device=device, dtype=dtype, max_grad_norm=self.max_grad_norm,
                        parallel=parallel, tokenizer=tokenizer)
 
-    def save_pretrained(self, path):
+    def save_pretrained(self, path: str | PathLike):
         """Write the encoder and tokenizer to the folder ``path``, atomically.
 
         ``BertTextClassifier(model_name_or_path=path)`` then fine-tunes the result.

@@ -5,10 +5,13 @@ The fit path, checkpoints, embeddings and persistence are the shared ones of
 squared error or the Huber loss), and ``predict``.
 """
 
+from __future__ import annotations
+
 import warnings
 from numbers import Real
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -292,7 +295,8 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike,
+            sample_weight: ArrayLike | None = None) -> BertTextRegressor:
         """Fine-tune the encoder on texts ``X`` with real-valued targets ``y``.
 
         Parameters
@@ -314,7 +318,8 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         return self._start_fit(X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None) -> BertTextRegressor:
         """Run one pass over the chunk ``(X, y)``, continuing the training so far.
 
         As ``BertTextClassifier.partial_fit``: the optimizer, schedule and random state
@@ -381,7 +386,7 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         return "outputs", f"n_outputs_={self.n_outputs_}"
 
     # --------------------------------------------------------------- prediction
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets of texts ``X``.
 
         Parameters

@@ -10,9 +10,12 @@ completed chunk. Of skbert it imports ``_validation``, and ``_checkpoint``, ``_d
 ``_distributed``, ``_engine``, ``_modeling`` and ``_pretrained`` inside the functions.
 """
 
+from __future__ import annotations
+
 import io
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -248,7 +251,7 @@ class StreamingMixin:
             UserWarning, stacklevel=6,
         )
 
-    def save_checkpoint(self, checkpoint_dir):
+    def save_checkpoint(self, checkpoint_dir: str | os.PathLike) -> Path:
         """Write the estimator and its training state as a new checkpoint folder.
 
         The folder ``ckpt-<step>`` holds ``estimator.skops`` (parameters, weights,
@@ -299,7 +302,8 @@ class StreamingMixin:
         return path
 
     @classmethod
-    def resume(cls, checkpoint_dir, *, trusted=None):
+    def resume(cls, checkpoint_dir: str | os.PathLike, *,
+               trusted: list[str] | None = None):
         """Load the newest complete checkpoint of ``checkpoint_dir`` to continue training.
 
         The returned estimator continues exactly where the checkpoint left off: call

@@ -38,6 +38,8 @@ RUNS = {
                       r"micro avg"),
     "text_pairs.py": (["--n-train", "12", "--n-test", "6", "--max-iter", "1"],
                       r"BertTextClassifier on \(review, aspect\) pairs"),
+    "serve_with_transformers.py": (["--n-train", "40", "--n-test", "20", "--max-iter", "1"],
+                                   r"same top label on 100% of the texts"),
 }
 
 
