@@ -80,7 +80,8 @@ def run_one(name, train, pool, test, args, seed=0):
     start = time.perf_counter()
     clf.fit(X_train, y_train)
     fit_s = time.perf_counter() - start
-    clf.calibrate_sets(X_cal, y_cal)
+    seen = np.isin(y_cal, clf.classes_)  # calibrate on the classes the model knows
+    clf.calibrate_sets([x for x, k in zip(X_cal, seen, strict=True) if k], y_cal[seen])
     proba = clf.predict_proba(X_test)
     known = np.isin(y_test, clf.classes_)  # a rare class may miss the training sample
     proba, y_test, X_test = proba[known], y_test[known], [x for x, k in
