@@ -7,10 +7,13 @@ short; AG News, longer), measures real (non-pad) tokens per second of:
 - padding every text to 128 in batches of 32 (fp32);
 - sorting by length with dynamic padding in batches of 64, fp32 and bf16 autocast (bf16
   only on CPUs with native bf16: elsewhere it is emulated and many times slower);
-- skbert's predict_proba end to end (tokenization included), fp32, "auto" (where it is
-  not fp32, i.e. where bf16 is measured faster on this CPU), "int8" and the OpenVINO
-  backend (``inference_backend="openvino"``, its default precision for the CPU), with
-  its token budget swept;
+- skbert's predict_proba end to end (tokenization included), fp32, "auto" precision
+  (where it is not fp32, i.e. where bf16 is measured faster on this CPU), "int8" and
+  the OpenVINO backend (``inference_backend="openvino"``, its default precision for the
+  CPU), with its token budget swept; and the defaults (``inference_backend="auto"``:
+  the fastest path measured with fp32's answers), once its probe has chosen (the probe
+  runs on a first call of the texts repeated up to ``skbert._probe.PROBE_MIN_TEXTS``;
+  its choice, timings and cost are printed and saved);
 - the CPU serving anchors of int8 inference, on the same pre-tokenized token-sorted
   batches of 64: torch fp32, ONNX Runtime fp32 and int8 (its dynamic quantization of
   skbert's ``export_onnx`` graph), OpenVINO with its default precision for the CPU
@@ -19,7 +22,13 @@ short; AG News, longer), measures real (non-pad) tokens per second of:
   rows need the ``openvino`` package).
 
 Each path runs ``--repeats`` times after a warm-up; the table shows the median and the
-spread (slowest-fastest run), and the ratio of skbert's best path to the fastest peer.
+spread (slowest-fastest run), the ratio of skbert's best path to the fastest peer, and
+of "auto" to the fastest peer that gives fp32's answers (int8 excluded).
+
+``--profile`` prints instead where skbert's fp32 prediction time goes on each set
+(tokenization, length sorting and padding, the network, softmax and order; and the
+network's operators from ``torch.profiler``): relative shares, meaningful even on a
+busy machine, unlike the absolute times.
 
 Prints one table per dataset with the ratio to the pipeline's default and to a measured
 matmul peak (the best GFLOP/s of this CPU in fp32 and, where it is native, bf16, divided
@@ -235,12 +244,34 @@ def bench_dataset(name, texts, clf, seq_model, tokenizer, pipe, repeats, peak, o
             agree = np.mean(proba.argmax(1) == reference.argmax(1))
             rows[-1]["argmax_agreement_with_fp32"] = float(agree)
             rows[-1]["max_abs_proba_diff"] = float(np.abs(proba - reference).max())
+    auto_row(clf, texts, add, rows, reference)
     clf.set_params(inference_backend="torch", inference_dtype="auto", predict_batch_tokens=None)
     base = rows[0]["tokens_per_s"]
     for row in rows:
         row["vs_pipeline"] = row["tokens_per_s"] / base
         row["of_peak"] = row["tokens_per_s"] / peak
     return {"dataset": name, "texts": len(texts), "real_tokens": real_tokens, "rows": rows}
+
+
+def auto_row(clf, texts, add, rows, reference):
+    """The defaults' row: ``inference_backend="auto"`` after its probe, which a first call
+    of ``texts`` repeated up to ``PROBE_MIN_TEXTS`` runs (its cost is reported, not timed
+    in the row: the choice is kept for the model's later calls)."""
+    from skbert import _probe
+
+    clf.set_params(inference_backend="auto", inference_dtype="auto", predict_batch_tokens=None)
+    repeat = -(-_probe.PROBE_MIN_TEXTS // len(texts))
+    clf.predict_proba(list(texts) * repeat)
+    path = clf.inference_path_
+    print(f"  \"auto\" chose {path}", flush=True)
+    add(f"skbert predict_proba, \"auto\" = {path.chosen}",
+        lambda: clf.predict_proba(texts))
+    proba = clf.predict_proba(texts)
+    rows[-1].update(
+        argmax_agreement_with_fp32=float(np.mean(proba.argmax(1) == reference.argmax(1))),
+        max_abs_proba_diff=float(np.abs(proba - reference).max()),
+        auto_chosen=path.chosen, auto_seconds=path.seconds, auto_rejected=path.rejected,
+        auto_probe_seconds=path.probe_seconds, auto_probe_texts=path.probe_texts)
 
 
 def print_table(result):
@@ -262,6 +293,15 @@ def print_table(result):
         fastest = max(peers, key=lambda r: r["tokens_per_s"])
         print(f"skbert's best ({skbert['path']}) / fastest peer ({fastest['path']}): "
               f"{skbert['tokens_per_s'] / fastest['tokens_per_s']:.2f}x")
+    auto = next((r for r in result["rows"] if "auto_chosen" in r), None)
+    fp32_peers = [r for r in result["rows"]
+                  if not r["path"].startswith("skbert") and "int8" not in r["path"]]
+    if auto is not None and fp32_peers:
+        fastest = max(fp32_peers, key=lambda r: r["tokens_per_s"])
+        print(f"\"auto\" ({auto['auto_chosen']}; probe {auto['auto_probe_seconds']:.1f} s) / "
+              f"fastest peer with fp32's answers ({fastest['path']}): "
+              f"{auto['tokens_per_s'] / fastest['tokens_per_s']:.2f}x; "
+              f"{auto['vs_pipeline']:.2f}x the pipeline")
 
 
 SHORT = [("transformers pipeline", "pipeline"), ("batch_size=64", "batch 64"),
@@ -325,6 +365,60 @@ def plot(results, path):
          cpu_of(results))
 
 
+def profile(name, texts, clf, top=12):
+    """Where skbert's fp32 prediction of ``texts`` spends its time: each stage of the
+    path alone (tokenization, length sorting and padding, the network, softmax and
+    order), end to end, and the network's operators (``torch.profiler``)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from skbert._batching import pad_multiple, sorted_batches
+    from skbert._device import batch_to_device
+    from skbert._prediction import PREDICT_BATCH_TOKENS
+
+    clf.set_params(inference_backend="torch", inference_dtype="float32",
+                   predict_batch_tokens=None)
+    module = clf.model_.eval()
+    pad_id = clf.tokenizer_.pad_token_id
+    cpu = torch.device("cpu")
+    encoding = clf._encode(clf.tokenizer_, texts)
+    rows = np.arange(len(texts))
+    batches = sorted_batches(np.diff(encoding.offsets), PREDICT_BATCH_TOKENS["cpu"],
+                             multiple_of=pad_multiple("cpu"))
+    padded = [batch_to_device(encoding, rows[b], pad_id, cpu) for b in batches]
+
+    def network():
+        with torch.inference_mode():
+            return [module(**inputs) for inputs in padded]
+
+    logits = torch.cat(network()).numpy()
+    stages = {
+        "tokenization (fast tokenizer, one thread)": lambda: clf._encode(clf.tokenizer_, texts),
+        "length sorting + padding + tensors": lambda: [
+            batch_to_device(encoding, rows[b], pad_id, cpu)
+            for b in sorted_batches(np.diff(encoding.offsets), PREDICT_BATCH_TOKENS["cpu"],
+                                    multiple_of=pad_multiple("cpu"))],
+        "network (forward of the padded batches)": network,
+        "softmax + input order": lambda: clf._proba(logits)[np.argsort(np.concatenate(batches))],
+        "end to end: predict_proba": lambda: clf.predict_proba(texts),
+    }
+    seconds = {stage: timed(fn, 3) for stage, fn in stages.items()}
+    total = seconds["end to end: predict_proba"]
+    print(f"\n{name}: {len(texts)} texts in {len(batches)} batches; stages timed alone "
+          f"(best of 3, under whatever load: shares, not speeds)")
+    for stage, s in seconds.items():
+        print(f"  {stage:<45} {s * 1000:>8.0f} ms  {s / total:>6.1%} of end to end")
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        network()
+    events = prof.key_averages()
+    busy = sum(e.self_cpu_time_total for e in events)
+    print(f"  the network's operators (self CPU time, {len(padded)} batches):")
+    for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]:
+        print(f"    {e.key:<40} {e.self_cpu_time_total / busy:>6.1%}  ({e.count} calls)")
+    return {"dataset": name, "seconds": seconds,
+            "operators": {e.key: e.self_cpu_time_total / busy for e in events}}
+
+
 # Token budgets of skbert's rows (--quick: the default only).
 BUDGETS = (1024, 2048, 4096)
 
@@ -340,6 +434,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="a few minutes: 500 texts of each set, 2 repeats, the default "
                              "token budget only, no ONNX rows")
+    parser.add_argument("--profile", action="store_true",
+                        help="print where skbert's fp32 prediction time goes on each set "
+                             "(stages and the network's operators), and nothing else")
     parser.add_argument("--out", default=None,
                         help="JSON to write (default: results/bench_predict.json, or "
                              "bench_predict_quick.json with --quick)")
@@ -367,6 +464,15 @@ def main(argv=None):
     # A briefly fitted classifier: throughput does not depend on how well it was trained.
     clf = BertTextClassifier(max_iter=1, random_state=0, device="cpu")
     clf.fit(sst_texts[:64], sst_y[:64])
+    if args.profile:
+        print(f"{cpu_description()}; torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads")
+        profiles = [profile("SST-2 dev", sst_texts, clf),
+                    profile(f"AG News (first {len(ag_texts)})", ag_texts, clf)]
+        out = Path(args.out).with_name("bench_predict_profile.json")
+        out.write_text(json.dumps({"cpu": cpu_description(), "profiles": profiles}, indent=2))
+        print(f"\nwrote {out}")
+        return
     peak, gflops, peak_dtype = max(
         ((*matmul_peak_tokens_per_s(seq_model, dtype), dtype)
          for dtype in ((torch.float32, torch.bfloat16) if NATIVE_BF16 else (torch.float32,))),

@@ -22,7 +22,8 @@ RESULTS = HERE / "results"
 ASSETS = HERE.parent / "docs" / "assets"
 # The scripts that draw charts, longest name first (a JSON belongs to the longest match).
 CHARTED = sorted(["bench_accuracy", "bench_cache", "bench_calibration", "bench_dask_predict",
-                  "bench_ddp", "bench_defaults", "bench_int8_accuracy", "bench_long",
+                  "bench_ddp", "bench_defaults", "bench_distill", "bench_fewshot",
+                  "bench_int8_accuracy", "bench_long",
                   "bench_modes", "bench_multilabel", "bench_padding", "bench_predict",
                   "bench_scaling", "bench_stream", "bench_stsb", "bench_train", "demo",
                   "gpu_check", "grid_search_lr", "bench_uncertainty"], key=len, reverse=True)

@@ -5,16 +5,21 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what documentation tools and type checkers read; not run
     from ._base import TRUSTED_TYPES
+    from ._cascade import CascadeClassifier
     from ._classifier import BertTextClassifier
     from ._io import read_chunks
     from ._pretraining import MaskedLMPretrainer
     from ._regressor import BertTextRegressor
+    from ._static import StaticTextClassifier, StaticTextRegressor
 
 __version__ = "0.1.0"
 __all__ = [
     "BertTextClassifier",
     "BertTextRegressor",
+    "CascadeClassifier",
     "MaskedLMPretrainer",
+    "StaticTextClassifier",
+    "StaticTextRegressor",
     "TRUSTED_TYPES",
     "read_chunks",
     "__version__",
@@ -23,7 +28,8 @@ __all__ = [
 # ``skbert --help`` and ``import skbert._io`` do not import scikit-learn.
 _LAZY = {"BertTextClassifier": "_classifier", "BertTextRegressor": "_regressor",
          "MaskedLMPretrainer": "_pretraining", "TRUSTED_TYPES": "_base",
-         "read_chunks": "_io"}
+         "read_chunks": "_io", "StaticTextClassifier": "_static",
+         "StaticTextRegressor": "_static", "CascadeClassifier": "_cascade"}
 
 
 def __getattr__(name):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from numbers import Integral
 from typing import NamedTuple
 
 import numpy as np
@@ -33,7 +34,8 @@ _PREDICT_CHUNK_SIZE = 16384
 # A call warns when more than this share of its texts lose tokens to truncation.
 _TRUNCATED_SHARE = 0.05
 # The only types skops must trust to load a fitted estimator or checkpoint.
-TRUSTED_TYPES = ["skbert._classifier.BertTextClassifier", "skbert._regressor.BertTextRegressor"]
+TRUSTED_TYPES = ["skbert._classifier.BertTextClassifier", "skbert._regressor.BertTextRegressor",
+                 "skbert._static.StaticTextClassifier", "skbert._static.StaticTextRegressor"]
 # The persisted estimator's format (pickle, skops, checkpoints). Raise it when the saved
 # state changes shape, and teach __setstate__ to read the older ones. Format 0: skbert
 # 0.1.0 files before the number existed (no head/frozen entry in the network's state;
@@ -428,8 +430,9 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
     # --------------------------------------------------------------- prediction
     def _prediction_module(self, device):
         """The fitted network on ``device`` as ``inference_dtype`` and
-        ``inference_backend`` ask (``_prediction.prediction_network``), its int8 copy or
-        OpenVINO compilation made once per fitted model and kept (not pickled)."""
+        ``inference_backend`` ask (``_prediction.prediction_network``), its int8 copy,
+        OpenVINO compilation or "auto" choice made once per fitted model and kept (not
+        pickled)."""
         from ._prediction import prediction_network
 
         with _DERIVED_LOCK:  # one compilation when threads predict at once
@@ -437,10 +440,28 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
                 self.model_, backend=self.inference_backend,
                 inference_dtype=self.inference_dtype, device=device,
                 text_pairs=self.text_pairs_, kept=vars(self).get("_derived_model"),
-                requested_device=self.device)
+                requested_device=self.device, random_state=self.random_state,
+                answers=getattr(self, "_proba", None))
             if kept is not None:
                 self._derived_model = kept
         return network
+
+    @property
+    def inference_path_(self):
+        """What ``inference_backend="auto"`` chose for this fitted model in this process
+        (an ``InferencePath``: ``chosen``, ``seconds``, ``rejected``, ``probe_texts``,
+        ``probe_seconds``, ``call_texts``); set by the first prediction large enough to
+        probe on the CPU, not pickled, gone after a refit or a change of
+        ``inference_backend``, ``inference_dtype`` or ``random_state``."""
+        kept = vars(self).get("_derived_model")
+        path = getattr(kept[2], "path", None) if kept is not None else None
+        if path is None or kept[0] is not vars(self).get("model_") or kept[1] != (
+                self.inference_backend, self.inference_dtype, kept[1][2], self.random_state):
+            raise AttributeError(
+                f"This {type(self).__name__} has no inference_path_: inference_backend="
+                "'auto' sets it on the first prediction of at least "
+                "skbert._probe.PROBE_MIN_TEXTS texts on the CPU.")
+        return path
 
     def _outputs(self, module, encoding, texts, pad_id, device, *, features=False,
                  progress=None):
@@ -529,6 +550,84 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         """
         check_is_fitted(self)
         return self._predict_logits(X, features=True)
+
+    # ------------------------------------------------------------- distillation
+    def distill(self, X: ArrayLike, *, epochs: int = 5, pca_dims: int = 256,
+                max_length: int = 512, sif_coefficient: float = 1e-3, random_state=None,
+                **head_params):
+        """A static, torch-free student of this fitted model, trained on texts ``X``.
+
+        Model2Vec's recipe on the *fine-tuned* network: every vocabulary token runs
+        through it once, alone, and its pooled features (reduced to ``pca_dims`` by PCA,
+        weighted by rarity in ``X``) become a token table; the student embeds a text as
+        the normalised mean of its tokens' rows, and its linear head learns this model's
+        outputs over ``X`` (no labels needed: the probabilities of a classifier, the
+        predictions of a regressor). The student predicts with NumPy and the
+        ``tokenizers`` package only, many times faster than this model, for some
+        accuracy (see docs/distillation.md for measured figures). With ``epochs``, the
+        table and the head are then trained together on those outputs (fastText's way,
+        starting from the distilled table), which moves each token towards what the
+        fine-tuned network says of it in context.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Unlabelled texts like those the student will see (the training texts, or
+            more); this model predicts them once. Single texts only.
+        epochs : int, default=5
+            Passes over ``X`` training the table and the head together, starting from
+            the linear head fitted on the distilled table (logistic regression on the
+            probabilities, ridge on a regressor's values; AdamW at 2e-2, batches of
+            1/32 of ``X`` between 16 and 256 texts, on the CPU); 0 keeps the distilled
+            table and that head.
+        pca_dims : int, default=256
+            Columns of the student's token table.
+        max_length : int, default=512
+            Tokens of a text the student reads.
+        sif_coefficient : float, default=1e-3
+            ``a`` of the SIF weight ``a / (a + p)`` of a token of frequency ``p`` in ``X``.
+        random_state : int, RandomState or None, default=None
+            Of the student's training (batches and head).
+        **head_params
+            Other parameters of the student (``C``, ``max_iter`` for a classifier,
+            ``alpha`` for a regressor).
+
+        Returns
+        -------
+        student : StaticTextClassifier or StaticTextRegressor
+            Fitted, with this model's ``classes_`` (and, multi-label, ``thresholds_``).
+        """
+        from ._device import inference_dtype, resolve_device
+        from ._distillation import token_features, tokenizer_json
+        from ._prediction import batch_tokens
+
+        check_is_fitted(self, "model_")
+        if self.text_pairs_:
+            raise ValueError(f"distill makes students of single texts; this "
+                             f"{type(self).__name__} was fitted on text pairs.")
+        texts = check_texts(X)
+        if is_pair_input(texts):
+            raise ValueError("distill takes single texts; X holds text pairs.")
+        student = self._student(pca_dims=pca_dims, max_length=max_length,
+                                sif_coefficient=sif_coefficient, **head_params)
+        if "random_state" in student.get_params():
+            student.set_params(random_state=random_state)
+        student._validate_params()
+        if not isinstance(epochs, Integral) or isinstance(epochs, bool) or epochs < 0:
+            raise ValueError(f"epochs must be an int >= 0; got {epochs!r}.")
+        seed = int(check_random_state(random_state).randint(2**31 - 1))
+        targets, fitted = self._distillation_targets(texts)
+        device = resolve_device(self.device)
+        import torch
+
+        with torch.inference_mode():
+            features = token_features(
+                self.model_.to(device), self.tokenizer_, device=device,
+                budget=batch_tokens(self.predict_batch_tokens, device),
+                dtype=inference_dtype(self.inference_dtype, device))
+        return student._fit_distilled(texts, features, tokenizer_json(self.tokenizer_),
+                                      targets, teacher=type(self).__name__, epochs=epochs,
+                                      seed=seed, **fitted)
 
     @property
     def _n_features_out(self):

@@ -51,6 +51,8 @@ FOLDER_KINDS = {
                   re.compile(rf"skbert\.json|skbert_head\.safetensors|{_HF_FILES}")),
     "onnx": ("export_onnx", [("skbert_onnx.json", "model.onnx")],
              re.compile(rf"skbert_onnx\.json|model\.onnx(\.data)?|{_HF_FILES}")),
+    "static": ("save_pretrained of a static estimator", [("skbert_static.json",)],
+               re.compile(rf"skbert_static\.json|{_HF_FILES}")),
     "encoder": ("MaskedLMPretrainer.save_pretrained",
                 [("config.json", "tokenizer.json"), ("config.json", "tokenizer_config.json")],
                 re.compile(_HF_FILES)),
@@ -312,7 +314,7 @@ def clean_leftovers(folder, name=None):
 
 def _kind_of(target, names):
     """Which writer's folder ``target`` (holding the files ``names``) is, or None."""
-    for kind in ("onnx", "estimator", "encoder"):
+    for kind in ("onnx", "estimator", "static", "encoder"):
         if any(set(marker) <= names for marker in FOLDER_KINDS[kind][1]):
             return kind
     return "checkpoint" if _NAME.match(target.name) else None
@@ -339,7 +341,7 @@ def check_replaceable(target, *, name="path", kind, keeping=None):
         The folder to write.
     name : str
         What ``target`` is to the user (a parameter's name), named in the error.
-    kind : {"estimator", "encoder", "onnx", "checkpoint"}
+    kind : {"estimator", "static", "encoder", "onnx", "checkpoint"}
         Which writer asks (see ``FOLDER_KINDS``).
     keeping : set of str or None
         The new folder's file names, or None before it is written.
@@ -414,7 +416,7 @@ def staged_folder(target, *, name="path", kind):
         The folder to write; its parent folders are created when missing.
     name : str, default="path"
         What ``target`` is to the user, named in errors.
-    kind : {"estimator", "encoder", "onnx", "checkpoint"}
+    kind : {"estimator", "static", "encoder", "onnx", "checkpoint"}
         Which writer writes it (see ``FOLDER_KINDS``).
 
     Yields

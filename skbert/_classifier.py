@@ -148,6 +148,24 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         to the one that maximises its F1 on it (``thresholds_``, used by ``predict``).
         False keeps every threshold at 0.5. For thresholds with a guaranteed precision
         or recall instead, see ``guarantee_thresholds``.
+    few_shot : "auto" or bool, default="auto"
+        How ``fit`` trains on class labels: True takes the few-shot path, False the
+        usual end-to-end fine-tuning. The few-shot path (SetFit's recipe on skbert's
+        training loop, see ``docs/fewshot.md``) first trains the encoder alone for
+        ``max_iter`` passes of a contrastive loss over every pair of texts in a batch
+        (embeddings of the same class pulled together, of different classes apart;
+        each pass puts every text into about 8 batches), then sets the linear head to a
+        logistic regression on the adapted embeddings (weighted by ``sample_weight``
+        and ``class_weight``). "auto" takes it when the rarest class has at most 64
+        training texts and the encoder is a sentence-embedding model that mean-pools
+        (a sentence-transformers folder, as the default all-MiniLM-L6-v2), with
+        ``pooling="mean"``, single-label ``y``, ``head=None``, ``freeze_base=False``,
+        ``early_stopping=False`` and one process; otherwise it fine-tunes as usual.
+        True with multi-label ``y``, ``freeze_base``, ``early_stopping``, a ``head``
+        other than None, or data parallelism is refused. ``partial_fit`` always takes
+        the usual path (a stream continues a few-shot model by fine-tuning it). After a
+        few-shot fit, ``n_iter_`` and ``loss_curve_`` count and score the passes of the
+        contrastive stage.
     device : str, default="auto"
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:<index>" or "mps".
         CUDA trains in mixed precision (bf16 where supported, else fp16 with a
@@ -168,15 +186,27 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         for later calls; training never uses it. On CPUs without native bf16 it is the
         fastest torch path, at some cost in agreement with fp32 (measured in
         ``docs/speed.md``); where bf16 pays, "auto" is faster.
-    inference_backend : {"torch", "openvino"}, default="torch"
-        What runs prediction. "openvino" (CPU only, opt-in, needs the ``openvino``
-        package: ``pip install skbert[openvino]``) compiles the fitted network with
-        OpenVINO once per fitted model and runs ``predict``, ``predict_proba`` and
-        ``decision_function`` through it, on the same length-sorted, dynamically padded
-        batches; tokenization still overlaps the network. Its precision follows
-        ``inference_dtype``: "auto" takes OpenVINO's default for the CPU (bf16 where
-        the CPU has it), "float32" and "bfloat16" force one; "float16" and "int8" are
-        refused. ``transform`` and training always run in torch.
+    inference_backend : {"auto", "torch", "openvino"}, default="auto"
+        What runs prediction. "auto" is the fastest path measured on this machine that
+        gives fp32's answers: on the CPU, the first prediction of at least 4,096 texts
+        (or a first chunk that large) of a fitted model in a process times torch fp32,
+        torch bf16 autocast (where the CPU has native bf16) and OpenVINO (where the
+        ``openvino`` package is installed) on 128 of its texts drawn with
+        ``random_state``, rejects a path whose top answer differs from fp32's on any of
+        them or whose probabilities (outputs of a regressor) differ by more than 0.01,
+        and keeps the fastest of the others for the model's later calls; the probe
+        stops timing after 20 s. ``inference_path_`` shows the choice, the timings,
+        the rejected paths and the probe's cost. An explicit ``inference_dtype``
+        ("float32", "bfloat16") restricts the candidates to it; smaller calls, GPUs,
+        "int8" and ``transform`` run torch. "torch" always predicts in torch.
+        "openvino" (CPU only, needs the ``openvino`` package: ``pip install
+        skbert[openvino]``) compiles the fitted network with OpenVINO once per fitted
+        model and runs ``predict``, ``predict_proba`` and ``decision_function`` through
+        it, on the same length-sorted, dynamically padded batches; tokenization still
+        overlaps the network. Its precision follows ``inference_dtype``: "auto" takes
+        OpenVINO's default for the CPU (bf16 where the CPU has it), "float32" and
+        "bfloat16" force one; "float16" and "int8" are refused. ``transform`` and
+        training always run in torch.
     predict_batch_tokens : int or None, default=None
         Token budget of a prediction batch (texts times padded length); None picks
         one for the device (2,048 on the CPU, 65,536 on CUDA).
@@ -230,6 +260,10 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         True when Ctrl-C stopped the last ``fit`` (or ``partial_fit`` chunk), which then
         raised ``KeyboardInterrupt`` with the weights of the last completed step kept;
         False after a fit that ran to its end.
+    inference_path_ : InferencePath
+        Under ``inference_backend="auto"``, once a prediction on the CPU was large
+        enough to probe: the path chosen, each path's probe time, the paths rejected and
+        why, and the probe's cost (not pickled; measured again in a new process).
     n_iter_ : int
         Epochs run by ``fit``, or completed chunks of the ``partial_fit`` stream (a
         stream started after ``fit`` counts its own chunks).
@@ -274,6 +308,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         **PARAMETER_CONSTRAINTS,
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "tune_thresholds": ["boolean"],
+        "few_shot": [StrOptions({"auto"}), "boolean"],
     }
     _run_attributes = ("thresholds_", "calibration_proba_", "calibration_y_")
 
@@ -304,10 +339,11 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         tol=1e-4,
         class_weight=None,
         tune_thresholds=False,
+        few_shot="auto",
         device="auto",
         training_dtype="auto",
         inference_dtype="auto",
-        inference_backend="torch",
+        inference_backend="auto",
         predict_batch_tokens=None,
         max_steps=None,
         checkpoint_dir=None,
@@ -334,6 +370,7 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         )
         self.class_weight = class_weight
         self.tune_thresholds = tune_thresholds
+        self.few_shot = few_shot
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
@@ -367,7 +404,10 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         from ._validation import check_label_names
 
         names = check_label_names(label_names, y)
-        self._start_fit(X, y, sample_weight)
+        if self._takes_few_shot(y):
+            self._fit_few_shot(X, y, sample_weight)
+        else:
+            self._start_fit(X, y, sample_weight)
         self.__dict__.pop("label_names_", None)
         if names is not None:
             self.label_names_ = names
@@ -481,6 +521,84 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         return _Targets(targets, weights, np.bincount(targets, minlength=len(classes)),
                         Criterion("multiclass"), fitted, stratify=True)
 
+    def _takes_few_shot(self, y):
+        """Whether ``fit`` takes the few-shot path (``few_shot``): True refuses what the
+        path cannot train, "auto" takes it where ``_fewshot.use_few_shot`` says."""
+        from ._fewshot import is_sentence_encoder, use_few_shot
+
+        if self.few_shot is False:
+            return False
+        blockers = [text for blocked, text in (
+            (is_indicator(y), "multi-label targets (a 2-D indicator y)"),
+            (self.freeze_base, "freeze_base=True (its contrastive stage trains the encoder)"),
+            (self.head is not None, f"head={self.head!r} (its head is a logistic "
+                                    "regression folded into the linear head)"),
+            (self.early_stopping, "early_stopping=True (it holds no texts out)"),
+        ) if blocked]
+        if self.few_shot is True:
+            if blockers:
+                raise ValueError(
+                    f"few_shot=True cannot train with {blockers[0]}. Set few_shot=False "
+                    "(or 'auto', which fine-tunes as usual there), or change that setting."
+                )
+            return True
+        if blockers or self.pooling != "mean":
+            return False
+        try:
+            counts = np.unique(check_labels(y, len(y)), return_counts=True)[1]
+            folder = self._model_folder()
+        except Exception:  # noqa: BLE001  the usual path reports what is wrong
+            return False
+        return use_few_shot(counts, sentence_encoder=is_sentence_encoder(folder))
+
+    def _model_folder(self):
+        """The local folder of ``model_name_or_path`` (as fitting loads it)."""
+        from ._pretrained import resolve_model_path
+
+        return resolve_model_path(self.model_name_or_path, self.revision)
+
+    def _fit_few_shot(self, X, y, sample_weight):
+        """``fit``'s few-shot path: a contrastive stage of the encoder on the one
+        training loop (``_fewshot.ContrastiveBatches``), then the linear head from a
+        logistic regression on the adapted embeddings (in ``_after_fit``)."""
+        from ._engine import TrainingPlan
+        from ._fewshot import ContrastiveBatches, steps_per_pass
+        from ._validation import check_sample_weight, check_texts, is_pair_input
+
+        self._end_stream()
+        texts = check_texts(X)
+        sample_weight = check_sample_weight(sample_weight, len(texts))
+        target = self._targets(y, len(texts), sample_weight, None, False)
+        tokenizer = self._run_tokenizer(False)
+        encoding = self._encode(tokenizer, texts, cache=True)
+        self._warn_truncated(tokenizer, texts, encoding, "fit")
+        seed, device, parallel = self._new_run()
+        if parallel is not None:
+            if self.few_shot is True:
+                raise ValueError(
+                    "few_shot=True does not run data-parallel (the pairs of a batch do not "
+                    "split between processes); fit in one process, or set few_shot=False."
+                )
+            return self._start_fit(texts, y, sample_weight)
+        rows = np.arange(len(texts))
+        sequences, owner = encoding.sequences(rows)  # texts, or their windows
+        of_row = rows if owner is None else rows[owner]
+        module = self._new_trainer(tokenizer, len(target.counts), len(sequences), seed,
+                                   False, device, None).module
+        plan = TrainingPlan.of_run(steps_per_pass(len(sequences), self.batch_size),
+                                   warmup_fraction=self.warmup_fraction, passes=self.max_iter)
+        trainer = self._trainer_for(module, plan, seed, device, None, tokenizer)
+        source = ContrastiveBatches(encoding, sequences, target.values[of_row],
+                                    pad_id=tokenizer.pad_token_id, batch_size=self.batch_size,
+                                    device=device, n_texts=len(texts))
+        fitted = dict(target.fitted, model_=module, tokenizer_=tokenizer,
+                      text_pairs_=is_pair_input(texts))
+        self._head_weights = target.weights  # for _after_fit's head, then dropped
+        try:
+            return self._train(trainer, source, None, fitted, encoding, None, target.values)
+        finally:
+            vars(self).pop("_head_weights", None)
+
     def _drop_calibration(self, incremental):
         """Drop the calibration before a ``partial_fit`` chunk changes the network: its
         probabilities would no longer be the model's, and a chunk holds no held-out
@@ -518,7 +636,16 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
 
     def _after_fit(self, trainer, encoding, val_rows, targets):
         """Calibrate on the held-out rows (when there are some), and tune the
-        multi-label thresholds on them."""
+        multi-label thresholds on them. After a few-shot stage, fit the head first."""
+        if "_head_weights" in vars(self):
+            from ._fewshot import logistic_head, set_linear_head
+
+            features = self._outputs(trainer.module, encoding, None,
+                                     trainer.tokenizer.pad_token_id, trainer.device,
+                                     features=True)
+            weight, bias = logistic_head(features, targets, len(self.classes_),
+                                         self._head_weights)
+            set_linear_head(trainer.module.head, weight, bias)
         if val_rows is None:
             return
         held_out = self._outputs(trainer.module, encoding, val_rows,
@@ -601,6 +728,19 @@ class BertTextClassifier(ClassifierMixin, _BertTextEstimator):
         return np.arange(n_labels)
 
     # --------------------------------------------------------------- prediction
+    def _student(self, **params):
+        """An unfitted ``StaticTextClassifier`` for ``distill``."""
+        from ._static import StaticTextClassifier
+
+        return StaticTextClassifier(self.model_name_or_path, revision=self.revision, **params)
+
+    def _distillation_targets(self, texts):
+        """What ``distill``'s student learns from ``texts``: this model's probabilities,
+        and the fitted values it keeps (classes, multi-label thresholds)."""
+        return self.predict_proba(texts), {
+            "classes": self.classes_, "multilabel": self.multilabel_,
+            "thresholds": getattr(self, "thresholds_", None)}
+
     def _proba(self, logits):
         """Probabilities from logits: softmax over classes, or a sigmoid per label."""
         from scipy.special import expit, softmax

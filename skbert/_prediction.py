@@ -11,14 +11,17 @@ Read top to bottom, as sentence-transformers' ``encode``:
 3. :func:`predict_batches` pads each batch to its own longest, moves it to the device,
    runs the network under autocast and puts the rows back in order.
 
-Which network predicts (:func:`prediction_network`: the torch module, its int8 copy or
-its OpenVINO compilation) is decided here too. Functions of values (a network, an
-encoding, a device, numbers), no estimator. Of skbert it imports ``_batching``,
-``_device``, ``_patches``, ``_tokenization`` and ``_validation``, and ``_modeling``
-(int8) and ``_openvino`` inside :func:`prediction_network`.
+Which network predicts (:func:`prediction_network`: the torch module, its int8 copy,
+its OpenVINO compilation or, under ``inference_backend="auto"``, the fastest of torch
+and OpenVINO measured on the call's texts: :class:`AutoNetwork`, with ``_probe``) is
+decided here too. Functions of values (a network, an encoding, a device, numbers), no
+estimator. Of skbert it imports ``_batching``, ``_device``, ``_patches``,
+``_tokenization`` and ``_validation``, and ``_modeling`` (int8), ``_openvino`` and
+``_probe`` inside functions.
 """
 
 import contextlib
+import threading
 import warnings
 
 import numpy as np
@@ -36,6 +39,9 @@ from ._validation import iter_text_chunks
 PREDICT_BATCH_TOKENS = {"cpu": 2048, "cuda": 65536, "mps": 16384}
 # Prediction halves its token budget after running out of memory, down to this.
 MIN_BATCH_TOKENS = 64
+# One probe of inference_backend="auto" at a time (a module's lock: a lock in the
+# network would make it impossible to copy).
+_PROBE_LOCK = threading.Lock()
 # Under verbose="auto" a prediction's bar shows once the call has run this many seconds:
 # long predictions get one, a predict of a few texts prints nothing.
 AUTO_BAR_DELAY = 2.0
@@ -48,14 +54,18 @@ def batch_tokens(requested, device):
 
 
 def prediction_network(model, *, backend, inference_dtype, device, text_pairs, kept=None,
-                       requested_device=None):
+                       requested_device=None, random_state=None, answers=None):
     """The network that predicts for ``model`` on ``device``, and what to keep for next time.
 
     ``model`` itself (moved to ``device``) for torch at full precision or under autocast;
     under ``inference_dtype="int8"`` its int8 copy, under ``backend="openvino"`` its
-    OpenVINO compilation, either made only when ``kept`` (what the last call returned
-    second) is not of this model and setting. ``requested_device`` is the ``device``
-    parameter as given, for messages.
+    OpenVINO compilation, under ``backend="auto"`` on the CPU an :class:`AutoNetwork`
+    (which measures the paths on its first large call and keeps its choice), each made
+    only when ``kept`` (what the last call returned second) is not of this model and
+    setting. "auto" off the CPU, or with ``inference_dtype`` "int8" or "float16", is
+    torch. ``requested_device`` is the ``device`` parameter as given, for messages;
+    ``random_state`` draws the probe's texts and ``answers`` maps outputs to what the
+    probe compares (a classifier's probabilities; None: the outputs).
 
     Returns
     -------
@@ -63,7 +73,14 @@ def prediction_network(model, *, backend, inference_dtype, device, text_pairs, k
     kept : tuple or None
         ``(model, setting, network)`` of a derived network, else ``kept`` unchanged.
     """
-    if backend == "openvino":
+    if backend == "auto" and device.type == "cpu" and inference_dtype in (
+            "auto", "float32", "bfloat16"):
+        model.to(device)
+        setting = ("auto", inference_dtype, str(device), random_state)
+        make = lambda: AutoNetwork(  # noqa: E731
+            model, text_pairs=text_pairs, inference_dtype=inference_dtype, device=device,
+            random_state=random_state, answers=answers)
+    elif backend == "openvino":
         from ._openvino import check_openvino, compile_network
 
         check_openvino(inference_dtype, device)
@@ -85,6 +102,116 @@ def prediction_network(model, *, backend, inference_dtype, device, text_pairs, k
     if kept is None or kept[0] is not model or kept[1] != setting:
         kept = (model, setting, make())
     return kept[2], kept
+
+
+class AutocastNetwork:
+    """``module`` predicting under its own precision, whatever the caller's autocast:
+    bf16 autocast for ``dtype=torch.bfloat16``, full precision for None. ``features``
+    (``transform``) is the module's own, under the caller's precision."""
+
+    def __init__(self, module, dtype):
+        self.module = module
+        self.dtype = dtype
+        self.features = module.features
+
+    def eval(self):
+        self.module.eval()
+        return self
+
+    def __call__(self, **inputs):
+        device = inputs["input_ids"].device.type
+        with torch.autocast(device, dtype=self.dtype or torch.bfloat16,
+                            enabled=self.dtype is not None):
+            return self.module(**inputs)
+
+
+class AutoNetwork:
+    """``inference_backend="auto"``: the fitted ``model`` until a call is large enough
+    to probe (``_probe.should_probe``), then the fastest path with fp32's answers.
+
+    :func:`outputs` hands it each call's texts (:meth:`resolve`); the first call of at
+    least ``_probe.PROBE_MIN_TEXTS`` texts times the candidate paths
+    (``_probe.candidates``) on ``_probe.PROBE_TEXTS`` of them drawn with
+    ``random_state``, and the choice (``path``, an ``_probe.InferencePath``) is kept for
+    the model's later calls. Smaller calls and ``transform`` run ``model`` under
+    ``inference_dtype``'s precision, as ``inference_backend="torch"``.
+    """
+
+    def __init__(self, model, *, text_pairs, inference_dtype, device, random_state=None,
+                 answers=None):
+        self.model = model
+        self.text_pairs = text_pairs
+        self.inference_dtype = inference_dtype
+        self.device = device
+        self.random_state = random_state
+        self.answers = answers
+        self.features = model.features
+        self.network = None  # the chosen path, once probed
+        self.path = None
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    def __call__(self, **inputs):  # before a probe: torch, as inference_dtype asks
+        return (self.model if self.network is None else self.network)(**inputs)
+
+    def resolve(self, encoding, texts, *, run):
+        """The network for ``texts`` of ``encoding``: the chosen path, probing first
+        where none is chosen and the call is large enough; else ``model``.
+
+        ``run(network, rows)`` returns the outputs of the texts ``rows`` of
+        ``encoding`` through ``network`` at full precision (:func:`outputs`).
+        """
+        from ._probe import should_probe
+
+        if self.network is None and should_probe(len(texts)):
+            with _PROBE_LOCK:  # threads predicting at once: one probe
+                if self.network is None:
+                    self._probe(texts, run)
+        return self.model if self.network is None else self.network
+
+    def _probe(self, texts, run):
+        import dataclasses
+        import importlib.util
+
+        from ._device import cpu_has_native_bf16, inference_dtype
+        from ._probe import REFERENCE, candidates, choose, log_choice, probe_rows
+
+        try:
+            openvino = importlib.util.find_spec("openvino") is not None
+        except ValueError:  # imported, or set to None in sys.modules
+            openvino = False
+        names = candidates(self.inference_dtype, native_bf16=cpu_has_native_bf16(),
+                           openvino=openvino)
+        rows = texts[probe_rows(len(texts), self.random_state)]
+        networks = {}
+
+        def builder(name):
+            def build():
+                networks[name] = network = self._build(name)
+                return lambda: run(network, rows)
+            return build
+
+        builders = {name: builder(name) for name in dict.fromkeys([REFERENCE, *names])}
+        default = inference_dtype(self.inference_dtype, self.device)
+        fallback = f"torch {'float32' if default is None else 'bfloat16'}"
+        path, _ = choose(builders, eligible=names, fallback=fallback, answers=self.answers,
+                         top=self.answers is not None)
+        path = dataclasses.replace(path, probe_texts=len(rows), call_texts=len(texts))
+        log_choice(path)
+        chosen = networks.get(path.chosen)
+        if chosen is None or (isinstance(chosen, AutocastNetwork) and chosen.dtype == default):
+            chosen = self.model  # torch as inference_dtype asks: no wrapper
+        self.network, self.path = chosen, path
+
+    def _build(self, name):
+        backend, dtype = name.split()
+        if backend == "torch":
+            return AutocastNetwork(self.model, torch.bfloat16 if dtype == "bfloat16" else None)
+        from ._openvino import compile_network
+
+        return compile_network(self.model, text_pairs=self.text_pairs, inference_dtype=dtype)
 
 
 def iter_chunk_outputs(X, chunk_size, *, encode, run, show, desc, on_encoded=None,
@@ -180,6 +307,10 @@ def outputs(module, encoding, texts=None, *, pad_id, device, budget, dtype=None,
     out : ndarray of float32 of shape (n_texts, width)
     """
     texts = np.arange(encoding.n_texts) if texts is None else texts
+    if isinstance(module, AutoNetwork) and not features:
+        module = module.resolve(encoding, texts, run=lambda network, rows: outputs(
+            network, encoding, rows, pad_id=pad_id, device=device, budget=budget,
+            window_pooling=window_pooling))
     rows, owner = encoding.sequences(texts)
     module.eval()
     forward = module.features if features else module

@@ -145,15 +145,27 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         for later calls; training never uses it. On CPUs without native bf16 it is the
         fastest torch path, at some cost in agreement with fp32 (measured in
         ``docs/speed.md``); where bf16 pays, "auto" is faster.
-    inference_backend : {"torch", "openvino"}, default="torch"
-        What runs prediction. "openvino" (CPU only, opt-in, needs the ``openvino``
-        package: ``pip install skbert[openvino]``) compiles the fitted network with
-        OpenVINO once per fitted model and runs ``predict``, ``predict_proba`` and
-        ``decision_function`` through it, on the same length-sorted, dynamically padded
-        batches; tokenization still overlaps the network. Its precision follows
-        ``inference_dtype``: "auto" takes OpenVINO's default for the CPU (bf16 where
-        the CPU has it), "float32" and "bfloat16" force one; "float16" and "int8" are
-        refused. ``transform`` and training always run in torch.
+    inference_backend : {"auto", "torch", "openvino"}, default="auto"
+        What runs prediction. "auto" is the fastest path measured on this machine that
+        gives fp32's answers: on the CPU, the first prediction of at least 4,096 texts
+        (or a first chunk that large) of a fitted model in a process times torch fp32,
+        torch bf16 autocast (where the CPU has native bf16) and OpenVINO (where the
+        ``openvino`` package is installed) on 128 of its texts drawn with
+        ``random_state``, rejects a path whose top answer differs from fp32's on any of
+        them or whose probabilities (outputs of a regressor) differ by more than 0.01,
+        and keeps the fastest of the others for the model's later calls; the probe
+        stops timing after 20 s. ``inference_path_`` shows the choice, the timings,
+        the rejected paths and the probe's cost. An explicit ``inference_dtype``
+        ("float32", "bfloat16") restricts the candidates to it; smaller calls, GPUs,
+        "int8" and ``transform`` run torch. "torch" always predicts in torch.
+        "openvino" (CPU only, needs the ``openvino`` package: ``pip install
+        skbert[openvino]``) compiles the fitted network with OpenVINO once per fitted
+        model and runs ``predict``, ``predict_proba`` and ``decision_function`` through
+        it, on the same length-sorted, dynamically padded batches; tokenization still
+        overlaps the network. Its precision follows ``inference_dtype``: "auto" takes
+        OpenVINO's default for the CPU (bf16 where the CPU has it), "float32" and
+        "bfloat16" force one; "float16" and "int8" are refused. ``transform`` and
+        training always run in torch.
     predict_batch_tokens : int or None, default=None
         Token budget of a prediction batch (texts times padded length); None picks
         one for the device (2,048 on the CPU, 65,536 on CUDA).
@@ -202,6 +214,10 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         True when Ctrl-C stopped the last ``fit`` (or ``partial_fit`` chunk), which then
         raised ``KeyboardInterrupt`` with the weights of the last completed step kept;
         False after a fit that ran to its end.
+    inference_path_ : InferencePath
+        Under ``inference_backend="auto"``, once a prediction on the CPU was large
+        enough to probe: the path chosen, each path's probe time, the paths rejected and
+        why, and the probe's cost (not pickled; measured again in a new process).
     n_iter_ : int
         Epochs run by ``fit``, or completed chunks of the ``partial_fit`` stream.
     loss_curve_ : list of float
@@ -265,7 +281,7 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         device="auto",
         training_dtype="auto",
         inference_dtype="auto",
-        inference_backend="torch",
+        inference_backend="auto",
         predict_batch_tokens=None,
         max_steps=None,
         checkpoint_dir=None,
@@ -386,6 +402,16 @@ class BertTextRegressor(RegressorMixin, _BertTextEstimator):
         return "outputs", f"n_outputs_={self.n_outputs_}"
 
     # --------------------------------------------------------------- prediction
+    def _student(self, **params):
+        """An unfitted ``StaticTextRegressor`` for ``distill``."""
+        from ._static import StaticTextRegressor
+
+        return StaticTextRegressor(self.model_name_or_path, revision=self.revision, **params)
+
+    def _distillation_targets(self, texts):
+        """What ``distill``'s student learns from ``texts``: this model's predictions."""
+        return self.predict(texts), {}
+
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets of texts ``X``.
 

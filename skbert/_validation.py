@@ -45,7 +45,7 @@ PARAMETER_CONSTRAINTS = {
     "device": [str],
     "training_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
     "inference_dtype": [StrOptions({"auto", "float32", "bfloat16", "float16", "int8"})],
-    "inference_backend": [StrOptions({"torch", "openvino"})],
+    "inference_backend": [StrOptions({"auto", "torch", "openvino"})],
     "predict_batch_tokens": [Interval(Integral, 8, None, closed="left"), None],
     "max_steps": [Interval(Integral, 1, None, closed="left"), None],
     "checkpoint_dir": [str, os.PathLike, None],

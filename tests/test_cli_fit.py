@@ -157,6 +157,30 @@ def test_parameter_flags_and_one_epochs_knob(tmp_path, capsys, monkeypatch):
     assert status == 1 and "--max-iter 2 and --param max_iter=3 disagree" in err
 
 
+@pytest.mark.any_precision
+def test_few_shot_flag_reads_booleans_and_auto(tmp_path, capsys, monkeypatch):
+    """Check that --few-shot, which takes "auto" or a bool, sets True, False or "auto"
+    from true/false/auto (any case), and that another word is refused by name."""
+    from skbert._cli import fit as fit_command
+
+    fitted = []
+    def fit_whole(data, labels, model, quiet, verbose):
+        model.classes_ = np.array([0, 1])  # what the final note reads
+        fitted.append(model)
+
+    monkeypatch.setattr(fit_command, "_fit_whole", fit_whole)
+    monkeypatch.setattr(fit_command, "save_model", lambda model, path: None)
+    data = tmp_path / "t.csv"
+    data.write_text("text,label\na,0\nb,1\n")
+    base = ["fit", str(data), "--out", str(tmp_path / "m.skops"), "--quiet"]
+    for text, expected in (("true", True), ("False", False), ("auto", "auto"),
+                           ("yes", True), ("off", False)):
+        assert main([*base, "--few-shot", text]) == 0
+        assert fitted[-1].few_shot is expected or fitted[-1].few_shot == expected == "auto"
+    status, _, err = run_main(capsys, *base, "--few-shot", "maybe")
+    assert status != 0 and "few_shot" in err and "maybe" in err
+
+
 def test_streamed_fit_makes_one_pass_unless_epochs_are_given(tiny_params, tmp_path, capsys):
     """Check that --chunksize without --epochs makes one pass (saved as max_iter=1, so
     --resume knows it), and --epochs N makes N."""

@@ -291,3 +291,53 @@ def test_predict_set_coverage_on_ag_news():
     # draws of 700 test texts is about 0.003, so 3 standard errors are allowed.
     assert np.mean(coverage) >= confidence - 0.01
     assert np.mean(coverage) <= confidence + 1 / (n_cal + 1) + 0.01
+
+
+@pytest.mark.any_precision
+def test_bench_uncertainty_never_calibrates_on_training_texts(tiny_model_dir, monkeypatch):
+    """Check that bench_uncertainty calibrates AG News on texts the fit did not train on.
+
+    Its calibration pool is the training part of AG News; a calibration text the network
+    trained on scores lower than a new text, so the sets under-cover (the quick run drew
+    31 training texts among its 300 calibration texts)."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    benchmarks = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, benchmarks)
+    try:
+        import bench_uncertainty as bench
+    finally:
+        sys.path.remove(benchmarks)
+    texts, y = make_texts(120, seed=5, n_classes=2)
+    texts = [f"{t} number {i}" for i, t in enumerate(texts)]  # all distinct
+    labels = y + 1  # AG News labels start at 1
+    split = ((texts[:100], labels[:100]), (texts[100:], labels[100:]))
+    monkeypatch.setattr(bench, "ag_news_split", lambda data_dir, seed=0: split)
+    indicator = np.eye(3, dtype=np.int64)[np.arange(30) % 3]
+    monkeypatch.setattr(bench, "goemotions",
+                        lambda data_dir, part: (texts[:30], indicator, ["a", "b", "c"]))
+    seen = {}
+
+    class Recording(BertTextClassifier):
+        def fit(self, X, y, **kwargs):
+            seen["train"] = list(X)
+            return super().fit(X, y, **kwargs)
+
+        def calibrate_sets(self, X, y):
+            seen["cal"] = list(X)
+            return super().calibrate_sets(X, y)
+
+    monkeypatch.setattr(bench, "BertTextClassifier", Recording)
+    args = argparse.Namespace(model=tiny_model_dir, learning_rate=5e-3, epochs=1,
+                              max_length=16, n_train=60, n_cal=30, n_test=20)
+    ((name, splits),) = [(k, v) for k, v in bench.datasets("unused").items()
+                         if k == "AG News"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = bench.run_one(name, *splits, args)
+    assert len(seen["train"]) == 60 and len(seen["cal"]) == 30
+    assert not set(seen["cal"]) & set(seen["train"])
+    assert not set(seen["cal"]) & set(texts[100:])  # nor on test texts
+    assert result["n_cal"] == 30 and result["n_test"] == 20

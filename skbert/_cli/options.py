@@ -115,9 +115,10 @@ def add_inference_options(command):
                          "(default: %(default)s)")
     command.add_argument("--device", metavar="DEVICE",
                          help="override the model's device: cpu, cuda, cuda:1, mps, auto")
-    command.add_argument("--inference-backend", choices=("torch", "openvino"),
-                         help="override what runs the model: openvino compiles it for this "
-                         "CPU (needs the openvino package)")
+    command.add_argument("--inference-backend", choices=("auto", "torch", "openvino"),
+                         help="override what runs the model: auto times the installed paths "
+                         "on a large input and keeps the fastest with fp32's answers; openvino "
+                         "compiles it for this CPU (needs the openvino package)")
 
 
 # ------------------------------------------------------------------------ output

@@ -79,9 +79,17 @@ def _none(text):
     return text.strip().lower() in ("none", "null")
 
 
+# The words a flag of a parameter that takes a bool besides other values (``--few-shot
+# true``) reads as True and False.
+_BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False,
+             "off": False}
+
+
 def converter(name, kinds, accepts_none):
     """A function turning a flag's text into a value the parameter may accept, with
-    a metavar; scikit-learn's validation checks the rest.
+    a metavar; scikit-learn's validation checks the rest. A parameter that takes a bool
+    besides other values (``few_shot``: "auto" or a bool) reads true/false, yes/no and
+    on/off (any case) as the bool.
 
     ``kinds`` and ``accepts_none`` are as `parameter_kinds` gives them.
     """
@@ -89,6 +97,8 @@ def converter(name, kinds, accepts_none):
     def convert(text):
         if accepts_none and _none(text):
             return None
+        if "boolean" in kinds and text.strip().lower() in _BOOLEANS:
+            return _BOOLEANS[text.strip().lower()]
         for kind in kinds:
             try:
                 if kind == "int":
@@ -107,7 +117,8 @@ def converter(name, kinds, accepts_none):
         raise argparse.ArgumentTypeError(f"{text!r} is not a valid {name}")
 
     metavar = ("INT" if kinds[:1] == ["int"] else "FLOAT" if kinds[:1] == ["float"]
-               else "SIZES" if "tuple" in kinds else "TEXT")
+               else "SIZES" if "tuple" in kinds
+               else "TEXT|true|false" if "boolean" in kinds else "TEXT")
     return convert, metavar
 
 
