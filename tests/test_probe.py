@@ -229,7 +229,10 @@ def test_auto_probes_once_chooses_the_fastest_agreeing_path_and_caches_it(
     assert len(faked) == 1 and clf.inference_path_ is path
     twin = copy.deepcopy(clf)  # a copy goes through the pickled state: no choice in it
     assert not hasattr(twin, "inference_path_")
-    np.testing.assert_array_equal(twin.predict_proba(TEXTS[:3]), clf.predict_proba(TEXTS[:3]))
+    # The twin predicts a small call with torch at inference_dtype's precision (bf16 where
+    # the CPU's probe, or make test's first pass, says so), the original on its fp32 choice.
+    np.testing.assert_allclose(twin.predict_proba(TEXTS[:3]), clf.predict_proba(TEXTS[:3]),
+                               atol=1e-2)
     assert len(faked) == 1
     assert not hasattr(pickle.loads(pickle.dumps(clf)), "inference_path_")
     clf.set_params(inference_dtype="float32")
