@@ -597,6 +597,8 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         student : StaticTextClassifier or StaticTextRegressor
             Fitted, with this model's ``classes_`` (and, multi-label, ``thresholds_``).
         """
+        import torch
+
         from ._device import inference_dtype, resolve_device
         from ._distillation import token_features, tokenizer_json
         from ._prediction import batch_tokens
@@ -618,8 +620,6 @@ class _BertTextEstimator(StreamingMixin, HubMixin, ClassNamePrefixFeaturesOutMix
         seed = int(check_random_state(random_state).randint(2**31 - 1))
         targets, fitted = self._distillation_targets(texts)
         device = resolve_device(self.device)
-        import torch
-
         with torch.inference_mode():
             features = token_features(
                 self.model_.to(device), self.tokenizer_, device=device,

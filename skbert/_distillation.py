@@ -121,10 +121,11 @@ class BagBatches:
 
     def loss(self, network, batch, part):
         rows = batch[part]
-        starts, ends = self.offsets[rows], self.offsets[rows + 1]
-        lengths = ends - starts
-        ids = np.concatenate([self.ids[s:e] for s, e in zip(starts, ends, strict=True)])
+        starts = self.offsets[rows]
+        lengths = self.offsets[rows + 1] - starts
         bag_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        # The rows' ids, gathered at once: position k of bag j is ids[starts[j] + k].
+        ids = self.ids[np.repeat(starts - bag_starts, lengths) + np.arange(lengths.sum())]
         outputs = network(torch.from_numpy(ids), torch.from_numpy(bag_starts))
         target = self.targets[torch.from_numpy(rows)]
         if self.kind == "softmax":

@@ -141,7 +141,7 @@ class _StaticTextEstimator(BaseEstimator):
         counted over ``texts``; return the texts' token ids and offsets."""
         self.tokenizer_json_ = tokenizer_json
         self.__dict__.pop("_tokenizer", None)
-        ids, offsets = token_ids(self._tokenizer_(), texts, self.max_length)
+        ids, offsets = token_ids(self._loaded_tokenizer(), texts, self.max_length)
         counts = np.bincount(ids, minlength=len(features))[: len(features)]
         self.embeddings_ = project(features, counts, self.pca_dims, self.sif_coefficient)
         return ids, offsets
@@ -166,7 +166,8 @@ class _StaticTextEstimator(BaseEstimator):
         ids, offsets = self._fit_table(texts, features, tokenizer_json)
         return embed(self.embeddings_, ids, offsets)
 
-    def _tokenizer_(self):
+    def _loaded_tokenizer(self):
+        """The ``tokenizers.Tokenizer`` of ``tokenizer_json_``, built once (not pickled)."""
         tokenizer = self.__dict__.get("_tokenizer")
         if tokenizer is None:
             tokenizer = self._tokenizer = load_tokenizer(self.tokenizer_json_)
@@ -185,7 +186,7 @@ class _StaticTextEstimator(BaseEstimator):
         """
         check_is_fitted(self, "embeddings_")
         texts = _single_texts(X, allow_empty=True)
-        tokenizer = self._tokenizer_()
+        tokenizer = self._loaded_tokenizer()
         parts = [embed(self.embeddings_, *token_ids(tokenizer, texts[i:i + _CHUNK],
                                                     self.max_length))
                  for i in range(0, len(texts), _CHUNK)]
@@ -433,9 +434,9 @@ class StaticTextClassifier(ClassifierMixin, _StaticTextEstimator):
     def _fit_distilled(self, texts, features, tokenizer_json, proba, *, classes,
                        multilabel, thresholds, teacher, epochs, seed):
         """Fit on a teacher's token ``features`` and its probabilities ``proba`` over
-        ``texts`` (called by ``BertTextClassifier.distill``): with ``epochs``, the table
-        and head trained together; without, a logistic-regression head on the table."""
-        self._validate_params()
+        ``texts`` (called by ``BertTextClassifier.distill``, which validated the
+        parameters): with ``epochs``, the table and head trained together; without, a
+        logistic-regression head on the table."""
         ids, offsets = self._fit_table(texts, features, tokenizer_json)
         self.classes_, self.multilabel_, self.distilled_from_ = classes, multilabel, teacher
         E = embed(self.embeddings_, ids, offsets)
@@ -569,9 +570,9 @@ class StaticTextRegressor(RegressorMixin, _StaticTextEstimator):
     def _fit_distilled(self, texts, features, tokenizer_json, values, *, teacher, epochs,
                        seed):
         """Fit on a teacher's token ``features`` and its predictions ``values`` over
-        ``texts`` (called by ``BertTextRegressor.distill``): with ``epochs``, the table
-        and head trained together; without, a ridge head on the table."""
-        self._validate_params()
+        ``texts`` (called by ``BertTextRegressor.distill``, which validated the
+        parameters): with ``epochs``, the table and head trained together; without, a
+        ridge head on the table."""
         ids, offsets = self._fit_table(texts, features, tokenizer_json)
         self._fit_head(embed(self.embeddings_, ids, offsets), values, teacher=teacher)
         if epochs:  # trained on standardised values, then scaled back
